@@ -1,0 +1,48 @@
+# MetaRec — `make run` opens the app on the demo data, `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv demo run test test-fast lint format bench bench-quick clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(VPY) -m metarec_core demo --if-missing
+
+run: demo
+	$(VPY) -m streamlit run app.py --server.address 127.0.0.1 --server.port 8501 \
+	  --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
+
+test: venv
+	$(VPY) -m pytest -q -ra
+
+test-fast: venv
+	$(VPY) -m pytest -q -m "not slow and not browser"
+
+lint: venv
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+
+format: venv
+	$(VPY) -m ruff format .
+	$(VPY) -m ruff check --fix .
+
+bench: venv
+	$(VPY) -m benchmarks.run_all
+
+bench-quick: venv
+	$(VPY) -m benchmarks.run_all --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

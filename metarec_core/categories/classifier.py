@@ -1,0 +1,190 @@
+"""classify(): few-shot classification of query products given a labelled support set.
+
+DataFrames in, a Classification out (CPU-side numpy / pandas only). Validates the input with
+one clear message per problem; empty titles are skipped and counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from metarec_core.categories.engine import Scores, score
+from metarec_core.categories.model import CategoryModel
+from metarec_core.embed.encoder import TextEncoder
+from metarec_core.errors import ValidationError
+from metarec_core.types import Progress, no_progress
+
+log = logging.getLogger(__name__)
+
+TITLE_COLUMNS = ("title", "name", "text", "product_name", "item_name")
+ID_COLUMNS = ("item_id", "id", "product_id", "sku", "asin")
+CATEGORY_COLUMNS = ("category", "label", "aisle", "class")
+
+
+@dataclass
+class Classification:
+    """Result of ``classify``.
+
+    Attributes:
+        predictions: item_id, category (None = "none of these" under open set), confidence.
+        categories: category names, in prototype order.
+        prototypes: (C, D) unit prototypes in the model's space.
+        threshold: open-set similarity threshold (None when closed set).
+        leave_one_out: leave-one-out accuracy on the support alone (None if not estimable).
+        model_used: "trained model at X" or "plain encoder prototypes".
+        used_names: whether the category names were used as a prior (decided on the support).
+        skipped_empty: support and query rows skipped because their title was empty.
+        support: the cleaned support (item_id, title, category).
+        query: the cleaned query (item_id, title).
+        scores: the engine's full numeric result (similarities, probabilities, LOO per item).
+    """
+
+    predictions: pd.DataFrame
+    categories: list[str]
+    prototypes: np.ndarray
+    threshold: float | None
+    leave_one_out: float | None
+    model_used: str
+    used_names: bool
+    skipped_empty: dict[str, int] = field(default_factory=dict)
+    support: pd.DataFrame | None = None
+    query: pd.DataFrame | None = None
+    scores: Scores | None = None
+
+
+def _column(df: pd.DataFrame, candidates: tuple[str, ...], role: str, what: str) -> str:
+    lower = {str(c).strip().lower(): c for c in df.columns}
+    for c in candidates:
+        if c in lower:
+            return lower[c]
+    raise ValidationError(
+        f"{what}: missing column {role} (accepted: {', '.join(candidates)}); "
+        f"found {', '.join(map(str, df.columns)) or 'no columns'}"
+    )
+
+
+def clean_frame(df: pd.DataFrame, what: str, with_category: bool) -> tuple[pd.DataFrame, int]:
+    """Normalise to item_id, title[, category] (str); drop empty titles; returns (frame, skipped)."""
+    ids = df[_column(df, ID_COLUMNS, "item_id", what)]
+    titles = df[_column(df, TITLE_COLUMNS, "title", what)]
+    out = pd.DataFrame({"item_id": ids.astype(object), "title": titles.astype(object)})
+    if out["item_id"].isna().any() or out["item_id"].astype(str).str.strip().eq("").any():
+        raise ValidationError(f"{what}: some rows have an empty item_id")
+    out["item_id"] = out["item_id"].map(_id_text)
+    out["title"] = out["title"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    if with_category:
+        cats = df[_column(df, CATEGORY_COLUMNS, "category", what)]
+        out["category"] = cats.map(lambda v: "" if pd.isna(v) else str(v).strip())
+        if out["category"].eq("").any():
+            n = int(out["category"].eq("").sum())
+            raise ValidationError(f"{what}: {n} row(s) have an empty category")
+    dup = out["item_id"].duplicated()
+    if dup.any():
+        raise ValidationError(
+            f"{what}: {int(dup.sum())} duplicate item id(s), e.g. {out['item_id'][dup].iloc[0]}"
+        )
+    empty = out["title"].eq("")
+    return out[~empty].reset_index(drop=True), int(empty.sum())
+
+
+def _id_text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def check_inputs(
+    support: pd.DataFrame, query: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Clean and cross-check support and query; raise one clear ValidationError on bad input."""
+    if support is None or len(support) == 0:
+        raise ValidationError("support: no rows (need at least 1 labelled example per category)")
+    s, s_empty = clean_frame(support, "support", with_category=True)
+    q, q_empty = clean_frame(query, "query", with_category=False)
+    if s.empty:
+        raise ValidationError("support: every title is empty")
+    counts = s["category"].value_counts()
+    raw = support[_column(support, CATEGORY_COLUMNS, "category", "support")]
+    lost = sorted(set(raw.dropna().astype(str).str.strip()) - set(counts.index) - {""})
+    if lost:
+        raise ValidationError(
+            f"support: category '{lost[0]}' has fewer than 1 example with a non-empty title"
+        )
+    if len(counts) < 2:
+        raise ValidationError(
+            f"support: need at least 2 categories with at least 1 example each, got {len(counts)}"
+        )
+    both = set(s["item_id"]) & set(q["item_id"])
+    if both:
+        raise ValidationError(
+            f"{len(both)} item id(s) appear in both support and query, e.g. {sorted(both)[0]}"
+        )
+    return s, q, {"support": s_empty, "query": q_empty}
+
+
+def classify(
+    support: pd.DataFrame,
+    query: pd.DataFrame,
+    model: CategoryModel | None = None,
+    open_set: bool = False,
+    encoder: TextEncoder | None = None,
+    progress: Progress = no_progress,
+    cache_dir=None,
+) -> Classification:
+    """Assign each query product to one of the support's categories (or "none" under open set).
+
+    Args:
+        support: item_id, title (or name), category; k >= 1 examples per category.
+        query: item_id, title (or name); extra columns are ignored.
+        model: a trained CategoryModel; None = plain encoder prototypes.
+        open_set: answer "none of these" (category None) below the leave-one-out threshold.
+        encoder: the text encoder (default: the model's, i.e. MiniLM); embeddings are cached.
+        progress: callback for the embedding stage.
+        cache_dir: embedding cache folder (default Paths().cache_dir).
+    """
+    from metarec_core.embed.service import embed_texts
+
+    s, q, skipped = check_inputs(support, query)
+    model = model or CategoryModel.plain()
+    categories = sorted(s["category"].unique())
+    index = {c: i for i, c in enumerate(categories)}
+    ys = s["category"].map(index).to_numpy(np.int64)
+    texts = s["title"].tolist() + q["title"].tolist() + categories
+    x = embed_texts(
+        texts, encoder=encoder, name=model.config.encoder, cache_dir=cache_dir, progress=progress
+    )
+    if model.matrix is not None and model.matrix.shape[0] != x.shape[1]:
+        raise ValidationError(
+            f"the category model expects {model.matrix.shape[0]}-d embeddings "
+            f"({model.encoder_id or model.config.encoder}), the encoder gives {x.shape[1]}-d"
+        )
+    xs, xq, xn = x[: len(s)], x[len(s) : len(s) + len(q)], x[len(s) + len(q) :]
+    result = score(model, xs, ys, xq, len(categories), xn, open_set=open_set)
+    cats = np.asarray(categories, dtype=object)
+    label = np.where(result.pred >= 0, cats[np.maximum(result.pred, 0)], None)
+    predictions = pd.DataFrame(
+        {
+            "item_id": pd.Series(q["item_id"].to_numpy(), dtype=object),
+            "category": pd.Series(label, dtype=object),
+            "confidence": result.confidence,
+        }
+    )
+    if skipped["support"] or skipped["query"]:
+        log.warning("skipped rows with empty titles: %s", skipped)
+    return Classification(
+        predictions=predictions,
+        categories=categories,
+        prototypes=result.protos,
+        threshold=result.threshold,
+        leave_one_out=result.loo_accuracy,
+        model_used=model.description,
+        used_names=result.used_names,
+        skipped_empty=skipped,
+        support=s,
+        query=q,
+        scores=result,
+    )

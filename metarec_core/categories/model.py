@@ -1,0 +1,108 @@
+"""CategoryModel: a meta-trained projection plus its config and training report; save / load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from metarec_core.categories.config import CategoryConfig
+from metarec_core.categories.protonet import l2n
+from metarec_core.errors import NotFoundError, ValidationError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "projection.safetensors"
+REPORT_FILE = "training_report.json"
+
+# Softmax scale of cosine similarities for plain encoder prototypes (no trained model); set from
+# leave-one-out calibration on Instacart aisles (see docs/categories_results.md).
+PLAIN_TEMPERATURE = 20.0
+
+
+@dataclass
+class CategoryModel:
+    """What few-shot classification needs from meta-training.
+
+    Attributes:
+        config: the settings it was trained with (classification reuses centring, names, ...).
+        matrix: (D, D) projection; embeddings map to ``normalize(x @ matrix)``. None = identity.
+        temperature: softmax scale of cosine logits, learned in meta-training.
+        encoder_id: model id of the text encoder whose embeddings it expects.
+        report: training report (categories, timings, losses, validation on held-back categories).
+        path: where it was loaded from / saved to (None while only in memory).
+    """
+
+    config: CategoryConfig
+    matrix: np.ndarray | None
+    temperature: float
+    encoder_id: str
+    report: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def plain(cls, config: CategoryConfig | None = None, encoder_id: str = "") -> CategoryModel:
+        """Plain encoder prototypes: identity projection, no centring or refinement tricks."""
+        cfg = config or CategoryConfig(name_weight=0.0, refine_steps=0, center=False)
+        return cls(cfg, None, PLAIN_TEMPERATURE, encoder_id, {"kind": "plain"})
+
+    @property
+    def is_plain(self) -> bool:
+        return self.matrix is None
+
+    @property
+    def description(self) -> str:
+        """Which model is used, for people: "trained model at X" or "plain encoder prototypes"."""
+        if self.is_plain:
+            return "plain encoder prototypes"
+        return f"trained model at {self.path}" if self.path else "trained model (in memory)"
+
+    def transform(self, x: np.ndarray, mean: np.ndarray | float = 0.0) -> np.ndarray:
+        """(N, D) raw embeddings -> (N, D) unit rows in the learned space, after centring."""
+        x = np.asarray(x, dtype=np.float32) - mean
+        if self.matrix is not None:
+            x = x @ self.matrix
+        return l2n(x)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write config.json, projection.safetensors and training_report.json into ``directory``."""
+        from safetensors.numpy import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": "metarec-categories/1",
+            "encoder_id": self.encoder_id,
+            "temperature": self.temperature,
+            "config": self.config.to_dict(),
+        }
+        if self.matrix is not None:
+            tmp = d / f".{WEIGHTS_FILE}.tmp"
+            save_file({"matrix": np.ascontiguousarray(self.matrix, dtype=np.float32)}, str(tmp))
+            tmp.replace(d / WEIGHTS_FILE)
+        (d / REPORT_FILE).write_text(json.dumps(self.report, indent=2, default=str))
+        (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        self.path = d
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CategoryModel:
+        """Read a model written by ``save``; clear errors for a missing or foreign folder."""
+        from safetensors.numpy import load_file
+
+        d = Path(directory)
+        if not (d / CONFIG_FILE).exists():
+            raise NotFoundError(f"no category model in {d} (expected {CONFIG_FILE})")
+        try:
+            meta = json.loads((d / CONFIG_FILE).read_text())
+            config = CategoryConfig.from_dict(meta["config"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(
+                f"{d / CONFIG_FILE} is not a category model config: {exc}"
+            ) from exc
+        matrix = load_file(str(d / WEIGHTS_FILE))["matrix"] if (d / WEIGHTS_FILE).exists() else None
+        report = json.loads((d / REPORT_FILE).read_text()) if (d / REPORT_FILE).exists() else {}
+        return cls(
+            config, matrix, float(meta["temperature"]), meta.get("encoder_id", ""), report, d
+        )

@@ -1,0 +1,198 @@
+"""CLI commands of the cold-start engine: train, recommend, evaluate (engines imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from metarec_core.errors import MetaRecError, ValidationError
+
+
+def register(subparsers) -> None:
+    """Add ``train``, ``recommend`` and ``evaluate`` to the top-level parser."""
+    p = subparsers.add_parser("train", help="meta-train the cold-start recommender on interactions")
+    p.add_argument(
+        "--interactions", required=True, help="CSV/Parquet: user_id, item_id, order column"
+    )
+    p.add_argument("--items", required=True, help="CSV/Parquet: item_id plus text columns")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--k", type=int, default=3, help="support size the model targets (default 3)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--epochs", type=int, default=None, help="meta-training epochs (default from config)"
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("recommend", help="recommend for new users from their support items")
+    p.add_argument("--model", required=True, help="model directory written by train")
+    p.add_argument("--support", required=True, help="CSV/Parquet: user_id, item_id[, position]")
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--out", required=True, help="CSV to write: user_id, rank, item_id, score, ...")
+    p.add_argument("--no-adapt", action="store_true", help="skip the inner loop (method no-adapt)")
+    p.add_argument(
+        "--method",
+        default=None,
+        help="adapted (default), no-adapt, finetune, prototype, "
+        "popularity, item-knn, text-similarity, ease",
+    )
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_recommend)
+
+    p = subparsers.add_parser("evaluate", help="cold-start protocol: all methods side by side")
+    p.add_argument("--dataset", required=True, help="store dataset, shared dataset key or folder")
+    p.add_argument("--k", default="3", help="support size(s), e.g. 3 or 1,3,5,10")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated split seeds")
+    p.add_argument("--methods", default=None, help="comma-separated subset of methods")
+    p.add_argument("--out", default=None, help="write the report as JSON")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise ValidationError(f"{what}: expected comma-separated integers, got '{text}'") from None
+    if not values or any(v < 0 for v in values):
+        raise ValidationError(f"{what}: expected non-negative integers, got '{text}'")
+    return values
+
+
+def read_interactions(path: str):
+    """Canonical interactions from a file (instacart-style baskets ordered within each order)."""
+    from metarec_core.data.canonical import canonical_interactions, find_column
+    from metarec_core.data.files import read_table
+
+    df = read_table(path)
+    order = None
+    if find_column(df, ("order_number",)) and find_column(df, ("add_to_cart_order",)):
+        order = [find_column(df, ("order_number",)), find_column(df, ("add_to_cart_order",))]
+    return canonical_interactions(df, order_cols=order, what=str(path))
+
+
+def read_items(path: str):
+    from metarec_core.data.canonical import canonical_items
+    from metarec_core.data.files import read_table
+
+    return canonical_items(read_table(path), what=str(path))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from metarec_core.cli.progress_bar import CliProgress
+    from metarec_core.coldstart import ColdStartConfig
+    from metarec_core.coldstart.train import train_model
+
+    if args.k < 1:
+        raise ValidationError(f"--k must be >= 1, got {args.k}")
+    cfg = ColdStartConfig(k=args.k, seed=args.seed, device=args.device)
+    if args.epochs is not None:
+        cfg = dataclasses.replace(cfg, epochs=args.epochs)
+    interactions, items = read_interactions(args.interactions), read_items(args.items)
+    model = train_model(interactions, items, cfg, progress=CliProgress())
+    out = model.save(args.out)
+    r = model.report
+    print(
+        f"trained on {r['n_users']} users, {r['n_items']} items in {r['train_seconds']:.0f} s "
+        f"(validation NDCG@10 {max(r['meta']['val_ndcg10'] or [0]):.4f}); model written to {out}"
+    )
+    if r.get("skipped_interactions"):
+        print(
+            f"note: {r['skipped_interactions']} interaction(s) with items missing from --items were skipped",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from metarec_core.coldstart import METHODS
+    from metarec_core.coldstart.model import ColdStartModel
+    from metarec_core.data.files import read_table
+
+    method = args.method or ("no-adapt" if args.no_adapt else "adapted")
+    if args.method and args.no_adapt and args.method != "no-adapt":
+        raise ValidationError("--no-adapt conflicts with --method " + args.method)
+    if method not in METHODS:
+        raise ValidationError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
+    if args.top < 1:
+        raise ValidationError(f"--top must be >= 1, got {args.top}")
+    model = ColdStartModel.load(args.model, device=args.device)
+    support = read_table(args.support)
+    recs = model.recommend(support, top=args.top, method=method)
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    recs.frame.to_csv(out, index=False)
+    n_users = recs.frame["user_id"].nunique()
+    print(
+        f"{method}: {n_users} user(s), top {args.top}, {recs.elapsed_s:.2f} s -> {out}",
+        file=sys.stderr,
+    )
+    if recs.skipped_items:
+        print(
+            f"skipped {recs.skipped_items} support row(s) whose item is not in the model's catalogue "
+            f"({len(recs.skipped_by_user)} user(s))",
+            file=sys.stderr,
+        )
+    if recs.fallback_users:
+        print(
+            f"{len(recs.fallback_users)} user(s) had no known support item and got popularity "
+            f"(fallback=True), e.g. {', '.join(recs.fallback_users[:3])}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def load_dataset(name: str, db: str | None = None):
+    """(interactions, items) through the data layer's load_frames, else shared datasets/folders."""
+    try:
+        from metarec_core.data.sources import load_frames
+    except ImportError:
+        load_frames = None
+    if load_frames is not None:
+        store = None
+        if db is not None:
+            from metarec_core.data.store import Store
+
+            store = Store(db)
+        return load_frames(name, store)
+    from metarec_core.config import SHARED_DATASETS_DIR
+
+    folder = Path(name) if Path(name).is_dir() else SHARED_DATASETS_DIR / name
+    if not folder.is_dir():
+        raise MetaRecError(f"unknown dataset '{name}': not a shared dataset key or a folder")
+    files = {p.name.split(".")[0]: p for p in sorted(folder.iterdir()) if p.is_file()}
+    if "interactions" not in files or "items" not in files:
+        raise MetaRecError(f"{folder}: needs interactions.* and items.* files")
+    return read_interactions(str(files["interactions"])), read_items(str(files["items"]))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from metarec_core.cli.progress_bar import CliProgress
+    from metarec_core.coldstart import ColdStartConfig
+    from metarec_core.evaluate.coldstart_eval import evaluate_dataset
+
+    ks = _int_list(args.k, "--k")
+    if any(k < 1 for k in ks):
+        raise ValidationError("--k values must be >= 1")
+    seeds = _int_list(args.seeds, "--seeds")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    interactions, items = load_dataset(args.dataset, getattr(args, "db", None))
+    cfg = dataclasses.replace(ColdStartConfig(device=args.device), k=ks[0])
+    report = evaluate_dataset(
+        interactions, items, ks=ks, seeds=seeds, methods=methods, config=cfg, progress=CliProgress()
+    )
+    report.info["dataset"] = args.dataset
+    print(f"{args.dataset}: NDCG@10 (mean ± 95% interval over seeds {','.join(map(str, seeds))})")
+    print(report.table("ndcg@10").to_string())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.to_json())
+        print(f"report written to {out}")
+    return 0

@@ -1,0 +1,108 @@
+"""Batches of users as tensors: support slots, position logits, item-item rows, queries.
+
+Two sources of item-item rows R (B, K, N) for the support items:
+- ``table_rows``: the stored top-N neighbour table (what serving uses), and
+- ``EaseLOO.rows``: exact leave-the-user-out EASE rows for meta-training, so a warm user's own
+  co-occurrences never leak into the item-item term of their episode (Sherman-Morrison update of
+  P = (G + lam I)^-1 with the user's history x removed: P' = P + (Px)(Px)^T / (1 - x^T P x)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from metarec_core.coldstart.data import pad
+
+
+@dataclass
+class UserBatch:
+    """Tensors for B users with K support slots (padding slots are masked)."""
+
+    support: torch.Tensor  # (B, K) item rows, padding -> 0
+    mask: torch.Tensor  # (B, K) float
+    rank: torch.Tensor  # (B, K) position from the end (0 = most recent), clipped
+    rows: torch.Tensor  # (B, K, N) item-item weights
+
+    def args(self, pos: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-user inputs of user_scores/adapt: (support, pos_logit, mask, rows)."""
+        return self.support, pos[self.rank], self.mask, self.rows
+
+
+def support_tensors(
+    supports: list[np.ndarray], max_pos: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(support rows, mask, rank-from-end) for right-padded supports."""
+    padded = pad(supports)  # (B, K)
+    mask = padded >= 0
+    lengths = mask.sum(1, keepdims=True)
+    rank = np.clip(lengths - 1 - np.arange(padded.shape[1])[None, :], 0, max_pos - 1)
+    return (
+        torch.as_tensor(np.where(mask, padded, 0), device=device),
+        torch.as_tensor(mask, dtype=torch.float32, device=device),
+        torch.as_tensor(rank, device=device),
+    )
+
+
+def table_rows(
+    table_idx: torch.Tensor,
+    table_val: torch.Tensor,
+    support: torch.Tensor,
+    mask: torch.Tensor,
+    n_items: int,
+) -> torch.Tensor:
+    """Dense rows (B, K, N) of a neighbour table (idx/val (N, n)) for the support items."""
+    b, k = support.shape
+    idx = table_idx[support]  # (B, K, n)
+    val = table_val[support] * mask[..., None]
+    out = torch.zeros(b, k, n_items + 1, device=support.device)
+    out.scatter_add_(2, torch.where(idx < 0, n_items, idx), val)
+    return out[..., :n_items]
+
+
+class EaseLOO:
+    """Leave-the-user-out EASE rows from the full inverse P over a subset of items."""
+
+    def __init__(
+        self, p: np.ndarray, subset: np.ndarray, n_items: int, keep: int, device: torch.device
+    ) -> None:
+        self.p = torch.as_tensor(p, device=device)  # (S, S)
+        self.diag = torch.diagonal(self.p).clone()  # (S,)
+        self.subset = torch.as_tensor(subset, device=device)
+        to_sub = np.full(n_items + 1, -1, np.int64)
+        to_sub[subset] = np.arange(len(subset))
+        self.to_sub = torch.as_tensor(to_sub, device=device)  # item row -> subset row (-1 none)
+        self.n_items, self.keep, self.device = n_items, keep, device
+
+    def rows(
+        self, support: torch.Tensor, mask: torch.Tensor, histories: list[np.ndarray]
+    ) -> torch.Tensor:
+        """(B, K, N) EASE rows of the support items with each user's history removed from P."""
+        b, k = support.shape
+        s = self.p.shape[0]
+        hist = torch.as_tensor(pad(histories), device=self.device)  # (B, L)
+        hsub = self.to_sub[torch.where(hist < 0, self.n_items, hist)]  # (B, L)
+        ok = hsub >= 0
+        x = torch.zeros(b, s + 1, device=self.device)
+        x.scatter_(1, torch.where(ok, hsub, s), 1.0)
+        x = x[:, :s]  # (B, S) binary history
+        px = torch.sparse.mm(x.to_sparse(), self.p)  # (B, S)
+        denom = (1.0 - (px * x).sum(1, keepdim=True)).clamp(min=1e-6)  # (B, 1)
+        ssub = self.to_sub[support]  # (B, K)
+        valid = (ssub >= 0) & (mask > 0)
+        srow = torch.where(valid, ssub, 0)
+        prow = self.p[srow] + px.gather(1, srow)[..., None] * px[:, None, :] / denom[..., None]
+        diag = self.diag[None, :] + px.pow(2) / denom  # (B, S)
+        r = -prow / diag[:, None, :]  # (B, K, S)
+        r.scatter_(2, srow[..., None], 0.0)  # zero self weight
+        r = r * valid[..., None]
+        if self.keep and self.keep < s:
+            val, idx = r.topk(self.keep, dim=2)
+            r = torch.zeros_like(r).scatter_(2, idx, val.clamp(min=0))
+        else:
+            r = r.clamp(min=0)
+        out = torch.zeros(b, k, self.n_items, device=self.device)
+        out[..., self.subset] = r
+        return out

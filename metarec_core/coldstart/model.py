@@ -1,0 +1,279 @@
+"""ColdStartModel: the trained engine, its self-contained directory format, and ``recommend``.
+
+A model directory holds:
+    config.json            ColdStartConfig, format version, catalogue fingerprint, text encoder id
+    weights.safetensors    meta.* and pretrained.* network weights, item text embeddings,
+                           popularity counts, item-knn and EASE neighbour tables
+    items.parquet          the catalogue (item_id, title, text) in row order
+    training_report.json   sizes, timings, loss and validation curves
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from metarec_core.coldstart.baselines import NeighbourTable
+from metarec_core.coldstart.config import ColdStartConfig
+from metarec_core.coldstart.data import Catalogue
+from metarec_core.coldstart.net import ColdStartNet, ItemTables
+from metarec_core.coldstart.recommend import METHODS, Recommendations, rank_users
+from metarec_core.device import resolve_device
+from metarec_core.errors import ConflictError, NotFoundError, ValidationError
+
+FORMAT = "metarec-coldstart/1"
+_FILES = ("config.json", "weights.safetensors", "items.parquet")
+
+
+class ColdStartModel:
+    """A trained cold-start recommender: networks, baselines and the catalogue they serve."""
+
+    def __init__(
+        self,
+        config: ColdStartConfig,
+        catalogue: Catalogue,
+        text: np.ndarray,
+        meta: ColdStartNet,
+        pretrained: ColdStartNet,
+        pop: np.ndarray,
+        knn: NeighbourTable,
+        ease: NeighbourTable,
+        report: dict,
+        device: torch.device,
+    ) -> None:
+        self.config, self.catalogue, self.report = config, catalogue, report
+        self.device = device
+        self.meta = meta.to(device).eval()
+        self.pretrained = pretrained.to(device).eval()
+        self.text = self.meta.text  # (N, T) unit rows
+        self.pop = np.asarray(pop, np.float32)
+        self.pop_t = torch.as_tensor(self.pop, device=device)
+        self.knn, self.ease = knn, ease
+        self.knn_t = (
+            torch.as_tensor(knn.idx, device=device),
+            torch.as_tensor(knn.val, device=device),
+        )
+        self.ease_t = (
+            torch.as_tensor(ease.idx, device=device),
+            torch.as_tensor(ease.val, device=device),
+        )
+        self._tables: dict[str, ItemTables] | None = None
+        self._index: dict[str, int] | None = None
+
+    # ------------------------------------------------------------------ serving
+    def tables(self) -> dict[str, ItemTables]:
+        """Item tensors of both networks, computed once (inference only)."""
+        if self._tables is None:
+            with torch.no_grad():
+                self._tables = {"meta": self.meta.tables(), "pretrained": self.pretrained.tables()}
+        return self._tables
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = self.catalogue.index()
+        return self._index
+
+    def recommend(
+        self,
+        support: pd.DataFrame,
+        top: int = 20,
+        method: str = "adapted",
+        exclude_support: bool = True,
+    ) -> Recommendations:
+        """Rank the catalogue for each user of ``support`` (user_id, item_id[, position]).
+
+        Support items outside the catalogue are skipped and counted; a user left with none gets
+        popularity and is flagged in ``fallback``. Raises ValidationError on bad input.
+        """
+        t0 = time.perf_counter()
+        if method not in METHODS:
+            raise ValidationError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
+        if not isinstance(top, int) or top < 1:
+            raise ValidationError(f"top must be a positive integer, got {top!r}")
+        users, supports, skipped = parse_support(support, self.index)
+        ranked = rank_users(self, supports, method, top, exclude_support)
+        empty = [len(s) == 0 for s in supports]
+        frame = self._frame(users, ranked, empty)
+        fallback = [u for u, e in zip(users, empty, strict=True) if e]
+        curves = {}
+        if ranked.curves is not None:
+            curves = {u: [float(v) for v in c] for u, c in zip(users, ranked.curves, strict=True)}
+        return Recommendations(
+            frame=frame,
+            method=method,
+            fallback_users=fallback,
+            skipped_items=int(sum(skipped.values())),
+            skipped_by_user=skipped,
+            loss_curves=curves,
+            elapsed_s=time.perf_counter() - t0,
+        )
+
+    def _frame(self, users: list[str], ranked, fallback: list[bool]) -> pd.DataFrame:
+        u, top = ranked.items.shape
+        ids = self.catalogue.item_ids
+        explain = [
+            "|".join(str(ids[j]) for j in row if j >= 0)
+            for row in ranked.explain.reshape(u * top, -1)
+        ]
+        return pd.DataFrame(
+            {
+                "user_id": np.repeat(np.asarray(users, dtype=object), top),
+                "rank": np.tile(np.arange(1, top + 1), u),
+                "item_id": ids[ranked.items.reshape(-1)] if u else np.array([], dtype=object),
+                "score": ranked.scores.reshape(-1).astype(np.float64),
+                "explanation": explain,
+                "fallback": np.repeat(np.asarray(fallback, dtype=bool), top),
+            }
+        )
+
+    def check_catalogue(self, items: pd.DataFrame) -> None:
+        """Refuse (ConflictError) to serve a catalogue other than the one the model was built for."""
+        other = Catalogue.from_items(items).fingerprint
+        if other != self.catalogue.fingerprint:
+            raise ConflictError(
+                f"this model was built for a different catalogue ({len(self.catalogue)} items, "
+                f"fingerprint {self.catalogue.fingerprint[:12]}; got {len(items)} items, "
+                f"fingerprint {other[:12]}): retrain it on this catalogue"
+            )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write the self-contained model directory (created if needed); returns its path."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "item_text": self.text.detach().cpu().contiguous(),
+            "popularity": torch.as_tensor(self.pop),
+        }
+        for name, net in (("meta", self.meta), ("pretrained", self.pretrained)):
+            for key, value in net.state_dict().items():
+                if key != "text":
+                    tensors[f"{name}.{key}"] = value.detach().cpu().contiguous()
+        for name, table in (("knn", self.knn), ("ease", self.ease)):
+            tensors[f"{name}.idx"] = torch.as_tensor(table.idx.astype(np.int32))
+            tensors[f"{name}.val"] = torch.as_tensor(table.val.astype(np.float32))
+        save_file(tensors, str(d / "weights.safetensors"))
+        pd.DataFrame(
+            {
+                "item_id": self.catalogue.item_ids,
+                "title": self.catalogue.titles,
+                "text": self.catalogue.texts,
+            }
+        ).to_parquet(d / "items.parquet", index=False)
+        meta = {
+            "format": FORMAT,
+            "config": self.config.to_dict(),
+            "catalogue_fingerprint": self.catalogue.fingerprint,
+            "n_items": len(self.catalogue),
+            "text_dim": int(self.text.shape[1]),
+        }
+        (d / "config.json").write_text(json.dumps(meta, indent=2))
+        (d / "training_report.json").write_text(json.dumps(self.report, indent=2))
+        return d
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, device: str = "auto", items: pd.DataFrame | None = None
+    ) -> ColdStartModel:
+        """Load a model directory; with ``items``, also check that it serves that catalogue."""
+        d = Path(directory)
+        if not d.is_dir():
+            raise NotFoundError(f"model directory not found: {directory}")
+        missing = [f for f in _FILES if not (d / f).exists()]
+        if missing:
+            raise ValidationError(
+                f"{directory} is not a cold-start model directory (missing {', '.join(missing)})"
+            )
+        try:
+            model = cls._read(d, resolve_device(device))
+        except (ValidationError, NotFoundError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt directory
+            raise ValidationError(
+                f"model directory {directory} is corrupt: {type(exc).__name__}: {exc}"
+            ) from exc
+        if items is not None:
+            model.check_catalogue(items)
+        return model
+
+    @classmethod
+    def _read(cls, d: Path, device: torch.device) -> ColdStartModel:
+        from safetensors.torch import load_file
+
+        meta = json.loads((d / "config.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValidationError(
+                f"{d}: unsupported model format {meta.get('format')!r} (expected {FORMAT})"
+            )
+        cfg = ColdStartConfig.from_dict(meta["config"])
+        items = pd.read_parquet(d / "items.parquet")
+        catalogue = Catalogue.from_items(items)
+        if catalogue.fingerprint != meta["catalogue_fingerprint"]:
+            raise ValidationError(
+                f"{d}: items.parquet does not match the catalogue the model was trained on"
+            )
+        t = load_file(str(d / "weights.safetensors"))
+        text, pop = t["item_text"], t["popularity"]
+        nets = []
+        for name in ("meta", "pretrained"):
+            net = ColdStartNet(
+                text, (pop > 0).float(), torch.log1p(pop), cfg.dim, cfg.k_max + 1, cfg.inner_lr
+            )
+            state = {k[len(name) + 1 :]: v for k, v in t.items() if k.startswith(name + ".")}
+            state["text"] = text
+            net.load_state_dict(state)
+            nets.append(net)
+        tables = [
+            NeighbourTable(t[f"{n}.idx"].numpy().astype(np.int64), t[f"{n}.val"].numpy())
+            for n in ("knn", "ease")
+        ]
+        report_path = d / "training_report.json"
+        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        return cls(
+            cfg, catalogue, text.numpy(), nets[0], nets[1], pop.numpy(), *tables, report, device
+        )
+
+
+def parse_support(
+    support: pd.DataFrame, index: dict[str, int]
+) -> tuple[list[str], list[np.ndarray], dict[str, int]]:
+    """Users (in first-seen order), their known support rows in order, skipped rows per user."""
+    from metarec_core.data.canonical import ITEM_ALIASES, USER_ALIASES, find_column
+
+    if support is None or len(support) == 0:
+        raise ValidationError("support: no rows (need user_id, item_id[, position])")
+    u, i = find_column(support, USER_ALIASES), find_column(support, ITEM_ALIASES)
+    if u is None or i is None:
+        raise ValidationError(
+            f"support: need columns user_id and item_id; found {', '.join(map(str, support.columns))}"
+        )
+    df = pd.DataFrame({"user_id": support[u], "item_id": support[i]})
+    if df.isna().any().any():
+        raise ValidationError(
+            f"support: {int(df.isna().any(axis=1).sum())} row(s) have an empty user_id or item_id"
+        )
+    for c in ("user_id", "item_id"):
+        s = df[c]
+        if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.to_numpy(), 1) == 0):
+            s = s.astype(np.int64)
+        df[c] = s.astype(str).str.strip()
+    pos = find_column(support, ("position", "timestamp", "ts", "time", "order"))
+    df["_o"] = pd.to_numeric(support[pos], errors="coerce").to_numpy() if pos is not None else 0.0
+    df["_r"] = np.arange(len(df))
+    df = df.sort_values(["_o", "_r"], kind="stable", na_position="last")
+    df["row"] = df["item_id"].map(index)
+    users = list(pd.unique(support[u].astype(str).str.strip()))
+    known = df.dropna(subset=["row"])
+    groups = {k: g["row"].to_numpy(np.int64) for k, g in known.groupby("user_id", sort=False)}
+    bad = df[df["row"].isna()].groupby("user_id").size()
+    skipped = {str(k): int(v) for k, v in bad.items()}
+    users = [str(x) for x in users]
+    return users, [groups.get(x, np.zeros(0, np.int64)) for x in users], skipped

@@ -1,0 +1,172 @@
+"""Batched scoring of every method for many users at once, with per-item explanations.
+
+``rank_users`` is the engine used by both ``ColdStartModel.recommend`` (strings in and out) and the
+evaluation protocol (item rows in and out). Users are processed in chunks of tensors, never one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
+from metarec_core.coldstart.train import batch_scores
+
+NEURAL = ("adapted", "no-adapt", "finetune", "prototype")
+
+
+@dataclass
+class Recommendations:
+    """What ``ColdStartModel.recommend`` returns (all CPU-side).
+
+    Attributes:
+        frame: one row per (user, rank): user_id, rank (1..top), item_id, score, explanation
+            (support item ids that contributed most, "|"-joined), fallback (popularity used).
+        method: the method that ranked.
+        fallback_users: users with no known support item (served by popularity).
+        skipped_items: support rows skipped because their item is not in the catalogue.
+        skipped_by_user: user_id -> skipped rows (users with at least one).
+        loss_curves: user_id -> inner-loop support loss before each step and after the last one
+            (adapted/finetune methods only).
+        elapsed_s: wall time of the call.
+    """
+
+    frame: pd.DataFrame
+    method: str
+    fallback_users: list[str] = field(default_factory=list)
+    skipped_items: int = 0
+    skipped_by_user: dict[str, int] = field(default_factory=dict)
+    loss_curves: dict[str, list[float]] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class Ranked:
+    """Row-level output of ``rank_users``: top item rows and scores, explanations, loss curves."""
+
+    items: np.ndarray  # (U, top) int64 item rows
+    scores: np.ndarray  # (U, top) float32
+    explain: np.ndarray  # (U, top, E) int64 support rows that contributed most (-1 none)
+    curves: np.ndarray | None  # (U, steps + 1) or None
+
+
+def chunk_size(k: int, n_items: int, budget: int = 24_000_000) -> int:
+    """Users per chunk so that the (B, K, N) item-item rows stay around ``budget`` floats."""
+    return int(max(1, min(1024, budget // max(1, k * n_items))))
+
+
+def _contributions(
+    model, method: str, batch: UserBatch, phi, top: torch.Tensor, tables
+) -> torch.Tensor:
+    """(B, K, top) contribution of each support item to each recommended item's score."""
+    s, m = batch.support, batch.mask
+    if method in ("adapted", "no-adapt", "finetune"):
+        net = model.pretrained if method == "finetune" else model.meta
+        w = torch.exp((net.pos[batch.rank] + phi["a"]).clamp(max=20.0)) * m  # (B, K)
+        norm = torch.sqrt(w.sum(1, keepdim=True) + 1e-6)[..., None]
+        latent = torch.einsum("bkd,btd->bkt", tables.e_in[s], tables.e_out[top]) / norm
+        nb = batch.rows.gather(2, top[:, None, :].expand(-1, s.shape[1], -1))
+        return w[..., None] * (latent + net.beta * nb)
+    if method == "prototype":
+        return torch.einsum("bkd,btd->bkt", tables.e_out[s], tables.e_out[top]) * m[..., None]
+    if method in ("item-knn", "ease"):
+        return batch.rows.gather(2, top[:, None, :].expand(-1, s.shape[1], -1))
+    if method == "text-similarity":
+        return torch.einsum("bkd,btd->bkt", model.text[s], model.text[top]) * m[..., None]
+    return torch.zeros(*s.shape, top.shape[1], device=s.device)
+
+
+def _method_scores(model, method: str, batch: UserBatch, tables):
+    """(scores (B, N), loss curve or None, fast weights or None) of one chunk."""
+    cfg = model.config
+    if method == "adapted":
+        return batch_scores(model.meta, batch, cfg.inner_steps, True, tables=tables["meta"])
+    if method == "no-adapt":
+        return batch_scores(model.meta, batch, 0, True, tables=tables["meta"])
+    if method == "finetune":
+        return batch_scores(
+            model.pretrained,
+            batch,
+            cfg.finetune_steps,
+            True,
+            lr_override=cfg.finetune_lr,
+            tables=tables["pretrained"],
+        )
+    s, m = batch.support, batch.mask
+    if method == "prototype":
+        e = torch.nn.functional.normalize(tables["meta"].e_out, dim=-1)
+        proto = (e[s] * m[..., None]).sum(1)  # (B, D)
+        return proto @ e.T, None, None
+    if method == "popularity":
+        return model.pop_t[None, :].expand(s.shape[0], -1).clone(), None, None
+    if method in ("item-knn", "ease"):
+        return batch.rows.sum(1), None, None
+    if method == "text-similarity":
+        return (model.text[s] * m[..., None]).sum(1) @ model.text.T, None, None
+    raise ValueError(method)
+
+
+@torch.no_grad()
+def rank_users(
+    model,
+    supports: list[np.ndarray],
+    method: str,
+    top: int,
+    exclude_support: bool = True,
+    n_explain: int = 2,
+) -> Ranked:
+    """Top-``top`` item rows for each user's support rows (empty support -> popularity)."""
+    dev, n = model.device, len(model.catalogue)
+    top = min(top, n)
+    tables = model.tables()
+    out_i, out_s, out_e, curves = [], [], [], []
+    k_max = max((len(s) for s in supports), default=1) or 1
+    step = chunk_size(k_max, n)
+    for start in range(0, len(supports), step):
+        chunk = supports[start : start + step]
+        support, mask, rank = support_tensors(chunk, model.meta.pos.shape[0], dev)
+        table = model.knn_t if method == "item-knn" else model.ease_t
+        rows = (
+            table_rows(*table, support, mask, n)
+            if method not in ("popularity", "text-similarity")
+            else torch.zeros(*support.shape, 1, device=dev)
+        )
+        batch = UserBatch(support, mask, rank, rows)
+        scores, curve, phi = _method_scores(model, method, batch, tables)
+        empty = mask.sum(1) == 0
+        scores = torch.where(empty[:, None], model.pop_t[None, :], scores)
+        if exclude_support:
+            scores = scores + _penalty(batch, n)
+        vals, idx = scores.topk(top, dim=1)
+        contrib = _contributions(
+            model,
+            method,
+            batch,
+            phi,
+            idx,
+            tables["meta"] if method != "finetune" else tables["pretrained"],
+        )
+        contrib = contrib.masked_fill(mask[..., None] == 0, -float("inf"))
+        ce, ci = contrib.topk(min(n_explain, support.shape[1]), dim=1)  # (B, E, top)
+        ex = torch.where(ce > 0, support.gather(1, ci.flatten(1)).view_as(ci), -1)
+        out_i.append(idx.cpu().numpy())
+        out_s.append(vals.float().cpu().numpy())
+        out_e.append(ex.permute(0, 2, 1).cpu().numpy())
+        if curve is not None and curve.shape[1] > 1:
+            curves.append(curve.cpu().numpy())
+    return Ranked(
+        np.concatenate(out_i) if out_i else np.zeros((0, top), np.int64),
+        np.concatenate(out_s) if out_s else np.zeros((0, top), np.float32),
+        np.concatenate(out_e) if out_e else np.zeros((0, top, n_explain), np.int64),
+        np.concatenate(curves) if curves else None,
+    )
+
+
+def _penalty(batch: UserBatch, n: int) -> torch.Tensor:
+    """-inf-like penalty on support items (works for the zero-width rows of baselines)."""
+    b = batch.support.shape[0]
+    pen = torch.zeros(b, n, device=batch.support.device)
+    return pen.scatter_add(1, batch.support, batch.mask * -1e9)

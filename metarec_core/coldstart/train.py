@@ -1,0 +1,341 @@
+"""Meta-training: fit baselines on the warm users, then train the scorer on episodes.
+
+Entry point: ``train_model(interactions, items, config, progress, encoder) -> ColdStartModel``.
+Stages reported to ``progress``: "embed", "baselines", "meta-train" (metrics: loss), "pretrain"
+(the conventionally trained twin used by the ``finetune`` method), "validate".
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.func import vmap
+
+from metarec_core.coldstart import baselines as bl
+from metarec_core.coldstart.config import ColdStartConfig
+from metarec_core.coldstart.data import Catalogue, interaction_matrix, pad, user_sequences
+from metarec_core.coldstart.episodes import EaseLOO, UserBatch, support_tensors
+from metarec_core.coldstart.maml import adapt
+from metarec_core.coldstart.net import ColdStartNet, ItemTables, user_scores
+from metarec_core.device import resolve_device
+from metarec_core.errors import ValidationError
+from metarec_core.types import Progress, ProgressEvent, no_progress
+
+log = logging.getLogger(__name__)
+NEG = -1e9
+
+
+@dataclass
+class Episode:
+    """One training/validation task: support rows, query rows, the user's whole history."""
+
+    support: np.ndarray
+    query: np.ndarray
+    history: np.ndarray
+
+
+def item_text_embeddings(
+    catalogue: Catalogue, encoder=None, progress: Progress = no_progress
+) -> np.ndarray:
+    """(N, T) float32 text embeddings of the catalogue through the persistent embedding cache."""
+    from metarec_core.config import Paths
+    from metarec_core.embed.cache import EmbeddingCache
+    from metarec_core.embed.encoder import get_encoder
+
+    enc = encoder if encoder is not None else get_encoder("minilm")
+    cache = EmbeddingCache(enc, Paths().cache_dir if encoder is None else None)
+    return cache.embed(list(catalogue.texts), progress=progress).astype(np.float32)
+
+
+def sample_episode(seq: np.ndarray, k: int, start: int, max_query: int) -> Episode | None:
+    """Support = seq[start:start+k]; query = later distinct items not in the support (capped)."""
+    support = seq[start : start + k]
+    later = pd.unique(seq[start + k :])
+    query = later[~np.isin(later, support)][:max_query]
+    if len(support) == 0 or len(query) == 0:
+        return None
+    return Episode(support, np.asarray(query, np.int64), seq)
+
+
+def sample_epoch(
+    seqs: list[np.ndarray], cfg: ColdStartConfig, rng: np.random.Generator
+) -> list[Episode]:
+    """One episode per user with >= 2 interactions: k from [k_min, k_max], half at a random offset."""
+    out = []
+    for seq in seqs:
+        if len(seq) < 2:
+            continue
+        k = int(rng.integers(cfg.k_min, min(cfg.k_max, len(seq) - 1) + 1))
+        start = int(rng.integers(0, len(seq) - k)) if rng.random() < 0.5 else 0
+        ep = sample_episode(seq, k, start, cfg.max_query)
+        if ep is not None:
+            out.append(ep)
+    order = rng.permutation(len(out))
+    return [out[i] for i in order]
+
+
+def make_batch(
+    episodes: list[Episode],
+    net: ColdStartNet,
+    loo: EaseLOO | None,
+    n_items: int,
+    device: torch.device,
+) -> tuple[UserBatch, torch.Tensor, torch.Tensor]:
+    """UserBatch with leave-user-out EASE rows, plus padded queries (B, Q) and their mask."""
+    support, mask, rank = support_tensors([e.support for e in episodes], net.pos.shape[0], device)
+    if loo is not None:
+        rows = loo.rows(support, mask, [e.history for e in episodes])
+    else:
+        rows = torch.zeros(*support.shape, n_items, device=device)
+    query = torch.as_tensor(pad([e.query for e in episodes]), device=device)
+    return UserBatch(support, mask, rank, rows), query.clamp(min=0), (query >= 0).float()
+
+
+def batch_scores(
+    net: ColdStartNet,
+    batch: UserBatch,
+    steps: int,
+    first_order: bool,
+    lr_override: float | None = None,
+    tables: ItemTables | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Scores (B, N) after ``steps`` inner steps (Meta-SGD rates, or a fixed ``lr_override``).
+
+    Returns (scores, support-loss curve (B, steps + 1) or (B, 1) zeros, adapted fast weights).
+    """
+    tables = tables if tables is not None else net.tables()
+    args = batch.args(net.pos)
+    phi = net.init_phi(*batch.support.shape)
+    curve = torch.zeros(batch.support.shape[0], 1)
+    if steps > 0:
+        lrs = net.inner_lrs()
+        if lr_override is not None:
+            lrs = {k: torch.full_like(v, lr_override) for k, v in lrs.items()}
+        phi, curve = adapt(phi, args, tables, net.u0, net.beta, lrs, steps, first_order)
+    scores = vmap(user_scores, in_dims=(0, 0, 0, 0, 0, None, None, None))(
+        phi, *args, tables, net.u0, net.beta
+    )
+    return scores, curve, phi
+
+
+def support_penalty(batch: UserBatch) -> torch.Tensor:
+    """(B, N) zeros with NEG on each user's (valid) support items."""
+    b, n = batch.support.shape[0], batch.rows.shape[-1]
+    pen = torch.zeros(b, n, device=batch.support.device)
+    return pen.scatter_add(1, batch.support, batch.mask * NEG)
+
+
+def query_loss(
+    scores: torch.Tensor, batch: UserBatch, query: torch.Tensor, qmask: torch.Tensor
+) -> torch.Tensor:
+    """Mean over users of the mean softmax cross-entropy of their query items (support masked)."""
+    masked = scores + support_penalty(batch)
+    logp = torch.log_softmax(masked, dim=-1)
+    per_user = -(logp.gather(1, query) * qmask).sum(1) / qmask.sum(1).clamp(min=1.0)
+    return per_user.mean()
+
+
+def ndcg10(
+    scores: torch.Tensor, batch: UserBatch, query: torch.Tensor, qmask: torch.Tensor
+) -> float:
+    """Mean NDCG@10 of a batch (support masked) — the validation signal."""
+    top = (scores + support_penalty(batch)).topk(10, dim=1).indices  # (B, 10)
+    hit = (top[:, :, None] == query[:, None, :]) & (qmask[:, None, :] > 0)  # (B, 10, Q)
+    gains = hit.any(2).float() / torch.log2(torch.arange(2, 12, device=top.device).float())
+    nq = qmask.sum(1).clamp(max=10).long()
+    ideal = torch.cumsum(1.0 / torch.log2(torch.arange(2, 12, device=top.device).float()), 0)
+    return float((gains.sum(1) / ideal[(nq - 1).clamp(min=0)]).mean())
+
+
+def train_net(
+    net: ColdStartNet,
+    train_seqs: list[np.ndarray],
+    val: list[Episode],
+    loo: EaseLOO | None,
+    cfg: ColdStartConfig,
+    inner_steps: int,
+    stage: str,
+    progress: Progress,
+    device: torch.device,
+) -> dict:
+    """Episodic training (inner_steps > 0: meta-learning; 0: conventional) with best-epoch keeping."""
+    rng = np.random.default_rng(cfg.seed + (0 if inner_steps else 7))
+    params = [p for n, p in net.named_parameters() if inner_steps or "log_lr" not in n]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    n_items = net.text.shape[0]
+    per_epoch = max(1, -(-sum(len(s) >= 2 for s in train_seqs) // cfg.batch_size))
+    total, done, losses, val_curve = cfg.epochs * per_epoch, 0, [], []
+    best, best_state = -1.0, None
+    for epoch in range(cfg.epochs):
+        episodes = sample_epoch(train_seqs, cfg, rng)
+        for start in range(0, len(episodes), cfg.batch_size):
+            batch, query, qmask = make_batch(
+                episodes[start : start + cfg.batch_size], net, loo, n_items, device
+            )
+            scores = batch_scores(net, batch, inner_steps, cfg.first_order)[0]
+            loss = query_loss(scores, batch, query, qmask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            losses.append(float(loss.detach()))
+            progress(
+                ProgressEvent(
+                    stage, done, total, f"epoch {epoch + 1}/{cfg.epochs}", {"loss": losses[-1]}
+                )
+            )
+        score = validate(net, val, loo, inner_steps, cfg, device) if val else float(-epoch)
+        val_curve.append(score)
+        log.info(
+            "%s epoch %d: loss %.4f val ndcg@10 %.4f",
+            stage,
+            epoch + 1,
+            np.mean(losses[-per_epoch:]),
+            score,
+        )
+        if score > best:
+            best, best_state = score, copy.deepcopy(net.state_dict())
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return {"loss": losses, "val_ndcg10": val_curve, "best_epoch": int(np.argmax(val_curve)) + 1}
+
+
+def validate(
+    net: ColdStartNet,
+    val: list[Episode],
+    loo: EaseLOO | None,
+    inner_steps: int,
+    cfg: ColdStartConfig,
+    device: torch.device,
+) -> float:
+    """Mean NDCG@10 on held-out warm users' protocol episodes (first k support)."""
+    n_items, total, count = net.text.shape[0], 0.0, 0
+    for start in range(0, len(val), cfg.batch_size):
+        chunk = val[start : start + cfg.batch_size]
+        batch, query, qmask = make_batch(chunk, net, loo, n_items, device)
+        with torch.no_grad():  # torch.func.grad still runs the inner loop under no_grad
+            scores = batch_scores(net, batch, inner_steps, True)[0]
+        total += ndcg10(scores, batch, query, qmask) * len(chunk)
+        count += len(chunk)
+    return total / max(count, 1)
+
+
+def split_validation(
+    seqs: list[np.ndarray], cfg: ColdStartConfig
+) -> tuple[list[np.ndarray], list[Episode]]:
+    """Hold out 5% of the warm users (at most 1,000) as protocol episodes for epoch selection."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    eligible = [i for i, s in enumerate(seqs) if len(s) > cfg.k]
+    n_val = min(1000, len(eligible) // 20)
+    if n_val < 20:
+        return seqs, []
+    val_idx = set(rng.choice(eligible, n_val, replace=False).tolist())
+    val = [sample_episode(seqs[i], cfg.k, 0, 10_000) for i in sorted(val_idx)]
+    train = [s for i, s in enumerate(seqs) if i not in val_idx]
+    return train, [e for e in val if e is not None]
+
+
+def fit_statistics(
+    seqs: list[np.ndarray], n_items: int, cfg: ColdStartConfig, progress: Progress
+) -> dict:
+    """Popularity, item-knn and EASE fit on the training users (EASE inverse kept for LOO rows)."""
+    progress(ProgressEvent("baselines", 0, 3, "popularity"))
+    x = interaction_matrix(seqs, n_items)
+    pop = bl.popularity_counts(x)
+    progress(ProgressEvent("baselines", 1, 3, "item-knn"))
+    knn = bl.itemknn_table(x, cfg.neighbours)
+    progress(ProgressEvent("baselines", 2, 3, "ease"))
+    subset = bl.ease_subset(pop, cfg.ease_max_items)
+    p = bl.ease_inverse(x, subset, cfg.ease_lambda) if len(subset) else np.zeros((0, 0), np.float32)
+    ease = bl.ease_table(p, subset, n_items, cfg.neighbours)
+    progress(ProgressEvent("baselines", 3, 3, "done"))
+    return {"pop": pop, "knn": knn, "ease": ease, "p": p, "subset": subset}
+
+
+def train_model(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    config: ColdStartConfig | None = None,
+    progress: Progress = no_progress,
+    encoder=None,
+):
+    """Train the cold-start engine on (warm) users' interactions; returns a ColdStartModel.
+
+    Args:
+        interactions: canonical interactions (user_id, item_id, position, ...).
+        items: canonical items (item_id, title, text, ...): the catalogue served.
+        config: hyper-parameters (defaults when None).
+        progress: callback for stage progress and the live loss.
+        encoder: text encoder; None = the packaged MiniLM through the persistent cache.
+    """
+    from metarec_core.coldstart.model import ColdStartModel
+
+    cfg = config or ColdStartConfig()
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    catalogue = Catalogue.from_items(items)
+    _, seqs, skipped = user_sequences(interactions, catalogue.index())
+    if sum(len(s) >= 2 for s in seqs) < 2:
+        raise ValidationError("interactions: need at least 2 users with 2+ known items to train")
+    text = item_text_embeddings(catalogue, encoder, progress)
+    stats = fit_statistics(seqs, len(catalogue), cfg, progress)
+    train_seqs, val = split_validation(seqs, cfg)
+    loo = (
+        EaseLOO(stats["p"], stats["subset"], len(catalogue), cfg.neighbours, device)
+        if len(stats["subset"])
+        else None
+    )
+    nets, reports = {}, {}
+    for name, steps, stage in (
+        ("meta", cfg.inner_steps, "meta-train"),
+        ("pretrained", 0, "pretrain"),
+    ):
+        torch.manual_seed(cfg.seed)
+        net = _new_net(text, stats["pop"], cfg, device)
+        reports[name] = train_net(net, train_seqs, val, loo, cfg, steps, stage, progress, device)
+        nets[name] = net.eval()
+    del loo
+    report = {
+        "n_users": len(seqs),
+        "n_train_users": len(train_seqs),
+        "n_val_users": len(val),
+        "n_items": len(catalogue),
+        "skipped_interactions": skipped,
+        "ease_items": int(len(stats["subset"])),
+        "train_seconds": round(time.perf_counter() - t0, 2),
+        "device": str(device),
+        "meta": reports["meta"],
+        "pretrained": reports["pretrained"],
+    }
+    return ColdStartModel(
+        cfg,
+        catalogue,
+        text,
+        nets["meta"],
+        nets["pretrained"],
+        stats["pop"],
+        stats["knn"],
+        stats["ease"],
+        report,
+        device,
+    )
+
+
+def _new_net(
+    text: np.ndarray, pop: np.ndarray, cfg: ColdStartConfig, device: torch.device
+) -> ColdStartNet:
+    return ColdStartNet(
+        torch.as_tensor(text),
+        torch.as_tensor(pop > 0).float(),
+        torch.log1p(torch.as_tensor(pop)),
+        cfg.dim,
+        cfg.k_max + 1,
+        cfg.inner_lr,
+    ).to(device)

@@ -1,0 +1,1 @@
+"""Data layer: the DuckDB store, importers, file readers, analyst queries and user splits."""

@@ -1,0 +1,228 @@
+"""Read-only queries: the analyst SQL path and parameterised slices for Overview / Data Explorer.
+
+Every helper takes a ``Store`` and a dataset name (validated, then quoted as an identifier);
+values always travel as parameters. All return DataFrames.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from metarec_core.data.schema import quote
+from metarec_core.data.sql_guard import check_select
+from metarec_core.data.store import Store
+from metarec_core.errors import ValidationError
+
+_WRAPPABLE = ("select", "with", "from", "values", "table", "(")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of an analyst query (at most ``limit``), how long it took and whether rows were cut."""
+
+    frame: pd.DataFrame
+    elapsed_s: float
+    truncated: bool
+    sql: str
+
+
+def run_analyst_sql(
+    store: Store,
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    limit: int | None = 10_000,
+    timeout_s: float | None = 30.0,
+) -> QueryResult:
+    """Run one SELECT in a READ ONLY transaction on a fresh cursor (no file access).
+
+    ``dataset`` makes its tables (interactions, items, users) reachable without a prefix.
+    Raises ValidationError for rejected, failing or timed-out queries.
+    """
+    text = check_select(sql)
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+    path = store.schema_path(dataset) if dataset else None
+    wrap = limit is not None and text.lstrip("(").split(None, 1)[0].lower() in _WRAPPABLE
+    run = f"SELECT * FROM ({text}) AS _q LIMIT {int(limit) + 1}" if wrap else text
+    cur = store.cursor()
+    timer = threading.Timer(timeout_s, cur.interrupt) if timeout_s else None
+    try:
+        if path:  # the dataset's tables first, then the registry
+            main = path.rsplit(".", 1)[0] + ".main"
+            cur.execute("SET search_path = '" + f"{path},{main}".replace("'", "''") + "'")
+        cur.execute("BEGIN TRANSACTION READ ONLY")
+        if timer:
+            timer.start()
+        t0 = time.perf_counter()
+        frame = cur.execute(run, params if params is not None else []).df()
+        elapsed = time.perf_counter() - t0
+    except duckdb.InterruptException as exc:
+        raise ValidationError(f"query stopped after {timeout_s:g} s; narrow it down") from exc
+    except duckdb.PermissionException as exc:
+        raise ValidationError("file and network access are disabled for analyst queries") from exc
+    except duckdb.Error as exc:
+        msg = str(exc).strip().splitlines()[0]
+        if "read-only" in msg:
+            msg = "the analyst connection is read-only"
+        raise ValidationError(f"query failed: {msg}") from exc
+    finally:
+        if timer:
+            timer.cancel()
+        cur.close()  # the read-only transaction ends with the cursor
+    truncated = limit is not None and len(frame) > limit
+    if truncated:
+        frame = frame.head(limit)
+    return QueryResult(frame.reset_index(drop=True), elapsed, truncated, text)
+
+
+# ---- parameterised slices ------------------------------------------------------------------------
+def _refs(store: Store, name: str) -> tuple[str, str]:
+    return store.ref(name, "interactions"), store.ref(name, "items")
+
+
+def dataset_summary(store: Store, name: str, cold_k: int = 5) -> pd.DataFrame:
+    """One row: users, items, interactions, categories, cold users (<= cold_k), activity stats."""
+    inter, items = _refs(store, name)
+    return store._fetch_df(
+        f"""
+        WITH per_user AS (SELECT user_id, count(*) AS n FROM {inter} GROUP BY user_id)
+        SELECT
+          (SELECT count(*) FROM per_user) AS n_users,
+          (SELECT count(*) FROM {items}) AS n_items,
+          (SELECT count(DISTINCT item_id) FROM {inter}) AS n_items_with_interactions,
+          (SELECT count(*) FROM {inter}) AS n_interactions,
+          (SELECT count(DISTINCT category) FROM {items}) AS n_categories,
+          (SELECT count(*) FROM per_user WHERE n <= ?) AS n_cold_users,
+          (SELECT median(n) FROM per_user) AS median_per_user,
+          (SELECT avg(n) FROM per_user) AS mean_per_user,
+          (SELECT min(ts) FROM {inter}) AS ts_min,
+          (SELECT max(ts) FROM {inter}) AS ts_max
+        """,
+        [int(cold_k)],
+    )
+
+
+def user_history(store: Store, name: str, user_id: str, limit: int | None = None) -> pd.DataFrame:
+    """One user's interactions in order, with item title and category."""
+    inter, items = _refs(store, name)
+    return store._fetch_df(
+        f"SELECT i.* EXCLUDE (user_id), it.title, it.category FROM {inter} i "
+        f"LEFT JOIN {items} it USING (item_id) WHERE i.user_id = ? "
+        "ORDER BY i.position LIMIT ?",
+        [str(user_id), limit if limit is not None else 2**62],
+    )
+
+
+def item_popularity(
+    store: Store, name: str, top_n: int = 20, category: str | None = None
+) -> pd.DataFrame:
+    """The most interacted items (optionally within one category) with counts and share."""
+    inter, items = _refs(store, name)
+    return store._fetch_df(
+        f"""
+        SELECT it.item_id, it.title, it.category, count(*) AS n_interactions,
+               count(DISTINCT i.user_id) AS n_users,
+               count(*) / sum(count(*)) OVER () AS share
+        FROM {inter} i JOIN {items} it USING (item_id)
+        WHERE (? IS NULL OR it.category = ?)
+        GROUP BY ALL ORDER BY n_interactions DESC, it.item_id LIMIT ?
+        """,
+        [category, category, int(top_n)],
+    )
+
+
+def category_mix(
+    store: Store, name: str, top_n: int | None = None, user_id: str | None = None
+) -> pd.DataFrame:
+    """Per category: catalogue items, interactions and their share (optionally for one user)."""
+    inter, items = _refs(store, name)
+    return store._fetch_df(
+        f"""
+        WITH c AS (SELECT category, count(*) AS n_items FROM {items} GROUP BY category),
+        x AS (SELECT it.category, count(*) AS n_interactions FROM {inter} i
+              JOIN {items} it USING (item_id) WHERE (? IS NULL OR i.user_id = ?)
+              GROUP BY it.category)
+        SELECT c.category, c.n_items, coalesce(x.n_interactions, 0) AS n_interactions,
+               coalesce(x.n_interactions, 0) / greatest(sum(x.n_interactions) OVER (), 1) AS share
+        FROM c LEFT JOIN x ON c.category IS NOT DISTINCT FROM x.category
+        ORDER BY n_interactions DESC, c.n_items DESC, c.category LIMIT ?
+        """,
+        [user_id, user_id, int(top_n) if top_n else 2**62],
+    )
+
+
+def user_activity(store: Store, name: str) -> pd.DataFrame:
+    """Per user: interactions, distinct items, first and last order value."""
+    inter, _ = _refs(store, name)
+    return store._fetch_df(
+        f"SELECT user_id, count(*) AS n_interactions, count(DISTINCT item_id) AS n_items, "
+        f"min(ts) AS first_ts, max(ts) AS last_ts FROM {inter} GROUP BY user_id "
+        "ORDER BY n_interactions DESC, user_id"
+    )
+
+
+def _histogram_sql(values_sql: str) -> str:
+    return f"""
+        WITH v AS ({values_sql}), b AS (SELECT min(x) AS lo, max(x) AS hi FROM v),
+        k AS (SELECT least(CAST(floor((x - lo) / greatest((hi - lo) / ?, 1e-9)) AS BIGINT), ? - 1)
+                     AS bucket, v.* FROM v, b)
+        SELECT bucket, any_value(lo + bucket * greatest((hi - lo) / ?, 1e-9)) AS bucket_lo,
+               any_value(lo + (bucket + 1) * greatest((hi - lo) / ?, 1e-9)) AS bucket_hi,
+               count(*) AS n, count(DISTINCT u) AS n_users
+        FROM k, b GROUP BY bucket ORDER BY bucket
+    """
+
+
+def activity_histogram(store: Store, name: str, bins: int = 30) -> pd.DataFrame:
+    """Users per bucket of interactions-per-user (equal-width buckets: bucket_lo, bucket_hi, n)."""
+    inter, _ = _refs(store, name)
+    values = f"SELECT user_id AS u, CAST(count(*) AS DOUBLE) AS x FROM {inter} GROUP BY user_id"
+    df = store._fetch_df(_histogram_sql(values), [bins] * 4)
+    return df.rename(columns={"n": "n_users_in_bucket"}).drop(columns=["n_users"])
+
+
+def interactions_over_order(
+    store: Store, name: str, by: str = "ts", buckets: int = 50
+) -> pd.DataFrame:
+    """Interactions (and active users) per equal-width bucket of ``ts`` or ``position``."""
+    if by not in ("ts", "position"):
+        raise ValidationError(f"by must be 'ts' or 'position', got {by!r}")
+    inter, _ = _refs(store, name)
+    values = f"SELECT user_id AS u, CAST({quote(by)} AS DOUBLE) AS x FROM {inter}"
+    df = store._fetch_df(_histogram_sql(values), [buckets] * 4)
+    return df.rename(columns={"n": "n_interactions"})
+
+
+def filtered_slice(
+    store: Store,
+    name: str,
+    category: str | None = None,
+    min_activity: int | None = None,
+    max_activity: int | None = None,
+    ts_min: float | None = None,
+    ts_max: float | None = None,
+    limit: int = 1000,
+) -> pd.DataFrame:
+    """Interactions matching every given filter, with item title/category and user activity."""
+    inter, items = _refs(store, name)
+    return store._fetch_df(
+        f"""
+        WITH act AS (SELECT user_id, count(*) AS user_activity FROM {inter} GROUP BY user_id)
+        SELECT i.user_id, i.position, i.ts, i.item_id, it.title, it.category, act.user_activity
+        FROM {inter} i JOIN {items} it USING (item_id) JOIN act USING (user_id)
+        WHERE (? IS NULL OR it.category = ?)
+          AND (? IS NULL OR act.user_activity >= ?) AND (? IS NULL OR act.user_activity <= ?)
+          AND (? IS NULL OR i.ts >= ?) AND (? IS NULL OR i.ts <= ?)
+        ORDER BY i.user_id, i.position LIMIT ?
+        """,
+        [category, category, min_activity, min_activity, max_activity, max_activity]
+        + [ts_min, ts_min, ts_max, ts_max, int(limit)],
+    )

@@ -1,0 +1,74 @@
+"""Dataset names, SQL identifiers and the store's table layout (one DuckDB schema per dataset).
+
+Layout of the store file::
+
+    main.datasets            registry: one row per dataset (see REGISTRY_COLUMNS)
+    "<name>".interactions    user_id, item_id, position, ts, [event], [value], extra columns
+    "<name>".items           item_id, title, text, category, extra columns
+    "<name>".users           user_id, extra columns (optional)
+
+``interactions`` is stored sorted by (user_id, position) so one user's rows are read quickly.
+"""
+
+from __future__ import annotations
+
+import re
+
+from metarec_core.errors import ValidationError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+RESERVED_NAMES = frozenset({"main", "temp", "system", "information_schema", "pg_catalog"})
+TABLES = ("interactions", "items", "users")
+
+REGISTRY_DDL = """
+CREATE TABLE IF NOT EXISTS main.datasets (
+    name VARCHAR PRIMARY KEY,
+    source VARCHAR,
+    order_kind VARCHAR,
+    order_cols VARCHAR,
+    n_users BIGINT,
+    n_items BIGINT,
+    n_interactions BIGINT,
+    n_categories BIGINT,
+    n_items_with_interactions BIGINT,
+    has_users BOOLEAN,
+    created_at TIMESTAMP
+)
+"""
+REGISTRY_COLUMNS = (
+    "name",
+    "source",
+    "order_kind",
+    "order_cols",
+    "n_users",
+    "n_items",
+    "n_interactions",
+    "n_categories",
+    "n_items_with_interactions",
+    "has_users",
+    "created_at",
+)
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid dataset name (letters, digits, '-', '_'), else raise."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationError(
+            f"invalid dataset name {name!r}: use 1-63 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise ValidationError(f"invalid dataset name {name!r}: the name is reserved")
+    return name
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB identifier in double quotes (embedded quotes doubled)."""
+    return '"' + str(identifier).replace('"', '""') + '"'
+
+
+def table_ref(name: str, table: str) -> str:
+    """``"<dataset>".<table>`` for a validated dataset name and a known table."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    return f"{quote(validate_name(name))}.{table}"

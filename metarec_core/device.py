@@ -1,0 +1,42 @@
+"""The only place that asks torch which device to use."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from metarec_core.errors import MetaRecError
+
+_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn "auto" | "cpu" | "cuda" | "cuda:N" into a torch.device.
+
+    "auto" picks CUDA when it is available, else the CPU. Asking for CUDA on a machine without it
+    raises a MetaRecError with a clear message rather than failing later inside torch.
+    """
+    spec = (spec or "auto").strip().lower()
+    if not _PATTERN.match(spec):
+        raise MetaRecError(f"unknown device '{spec}': use auto, cpu, cuda or cuda:N")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MetaRecError(
+                f"device '{spec}' requested but CUDA is not available on this machine"
+            )
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise MetaRecError(
+                f"device '{spec}' requested but only {torch.cuda.device_count()} GPU(s) are present"
+            )
+    return torch.device(spec)
+
+
+def device_label(device: torch.device) -> str:
+    """A short label for badges: "CPU" or the GPU's name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "CPU"

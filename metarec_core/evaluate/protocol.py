@@ -1,0 +1,128 @@
+"""The cold-start evaluation protocol (issue 3) and its report.
+
+For each seed: users are split at random into warm and cold (10% cold, at most 2,000). Every model
+and baseline is fit on the warm users' interactions only. A cold user's first k interactions (in
+order) are the support; all later distinct items not in the support are the query. Each method
+ranks the whole catalogue minus the support items; HR@10, NDCG@10 and Recall@20 are averaged over
+cold users with a non-empty query, and catalogue coverage / mean popularity of the top-10 lists are
+reported. Results are aggregated over seeds as mean and 95% interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from metarec_core.evaluate import metrics as M
+
+log = logging.getLogger(__name__)
+METRICS = ("hr@10", "ndcg@10", "recall@20", "coverage@10", "mean_pop@10")
+COLD_SHARE, MAX_COLD = 0.10, 2000
+
+
+@dataclass
+class EvalReport:
+    """Tidy results: one row per (method, k, seed) in ``results``; ``summary`` has mean and ci95."""
+
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "protocol": "cold-start users: 10% cold (max 2000), first k = support, later distinct = query",
+            "info": self.info,
+            "results": self.results.to_dict(orient="records"),
+            "summary": self.summary.to_dict(orient="records"),
+        }
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+
+    def table(self, metric: str = "ndcg@10") -> pd.DataFrame:
+        """method x k table of '<mean> ± <ci95>' for one metric (for printing)."""
+        s = self.summary
+        cells = s.assign(
+            cell=s[f"{metric}_mean"].map("{:.4f}".format)
+            + " ± "
+            + s[f"{metric}_ci95"].map("{:.4f}".format)
+        )
+        return cells.pivot(index="method", columns="k", values="cell")
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return str(v)
+
+
+def split_users(interactions: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(warm, cold) user ids: a seeded random 10% of users (at most 2,000) are cold.
+
+    Uses the data layer's split (users with at least 2 interactions can be cold), so the split is
+    the same for every k and identical to the one other MetaRec tools use.
+    """
+    from metarec_core.data.splits import split_users as shared_split
+
+    split = shared_split(
+        interactions, cold_fraction=COLD_SHARE, max_cold=MAX_COLD, seed=seed, min_interactions=2
+    )
+    return np.asarray(split.warm, dtype=object), np.asarray(split.cold, dtype=object)
+
+
+def cold_tasks(
+    interactions: pd.DataFrame, cold: np.ndarray, k: int
+) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """(user ids, support item ids, query item ids) of cold users with a non-empty query."""
+    df = interactions[interactions["user_id"].isin(set(cold))].sort_values(
+        ["user_id", "position"], kind="stable"
+    )
+    users, supports, queries = [], [], []
+    for uid, g in df.groupby("user_id", sort=True):
+        seq = g["item_id"].astype(str).tolist()
+        support = seq[:k]
+        query = [i for i in pd.unique(np.asarray(seq[k:], dtype=object)) if i not in set(support)]
+        if query:
+            users.append(str(uid))
+            supports.append(support)
+            queries.append(query)
+    return users, supports, queries
+
+
+def score_rankings(
+    rankings: list[list[str]],
+    queries: list[list[str]],
+    n_catalogue: int,
+    popularity: dict[str, float],
+) -> dict[str, float]:
+    """All protocol metrics for one method's top lists."""
+    return {
+        "hr@10": float(
+            np.mean([M.hr_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
+        ),
+        "ndcg@10": float(
+            np.mean([M.ndcg_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
+        ),
+        "recall@20": float(
+            np.mean([M.recall_at_k(r, q, 20) for r, q in zip(rankings, queries, strict=True)])
+        ),
+        "coverage@10": M.coverage(rankings, n_catalogue, 10),
+        "mean_pop@10": M.mean_popularity(rankings, popularity, 10),
+    }
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% interval over seeds of each metric, per (method, k)."""
+    rows = []
+    for (method, k), g in results.groupby(["method", "k"], sort=False):
+        row = {"method": method, "k": int(k), "n_seeds": int(len(g))}
+        for m in METRICS:
+            row[f"{m}_mean"], row[f"{m}_ci95"] = M.mean_ci95(g[m].tolist())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,197 @@
+"""New Category Lab: define categories from a few labelled products, check them, label more."""
+
+import streamlit as st
+
+from metarec_core import services
+from metarec_core.viz import figures as fig
+from pages._shared import resources as res
+from pages._shared.context import HANDOFF_CATEGORY, context
+from pages._shared.progress import StreamlitProgress
+
+ctx = context()
+dataset = ctx.require_dataset()
+st.title("New Category Lab")
+st.caption(
+    "Few-shot classification with prototypes: a handful of labelled products per new category "
+    "decides where every other product belongs, with a confidence and a 'none of these' option."
+)
+items = res.catalogue(ctx.db, dataset)
+cats = res.categories_of(ctx.db, dataset)
+
+# ---- hand-off from the Embedding Map: a lasso selection becomes a labelled category ------------
+handoff = st.session_state.pop(HANDOFF_CATEGORY, None)
+if handoff:
+    name, ids = handoff
+    st.session_state["cat_mode"] = "Label products found by search"
+    labels = st.session_state.setdefault("cat_search_labels", {})
+    labels.update({str(i): name for i in ids})
+    st.toast(f"{len(ids)} items from the map labelled '{name}'")
+
+MODES = ["Treat existing categories as new", "Label products found by search"]
+mode = st.radio("How to define the new categories", MODES, horizontal=True, key="cat_mode")
+
+models = services.list_models(res.paths(), dataset, "categories")
+choices = ["Plain encoder prototypes"] + [m.name for m in models]
+c1, c2, c3 = st.columns([2, 1, 1])
+model_choice = c1.selectbox("Model", choices, index=1 if models else 0, key="cat_model")
+open_set = c2.toggle("Open set ('none of these')", value=False, key="cat_open")
+k = c3.slider("k (labelled items per category)", 1, 10, 3, key="cat_k")
+
+if mode == MODES[0]:
+    by_size = items["category"].value_counts()
+    default = [c for c in by_size.index if by_size[c] > k + 1][:5]
+    chosen = st.multiselect("Categories to treat as new", cats, default=default, key="cat_chosen")
+    foreign = 0
+    if open_set:
+        foreign = st.slider(
+            "Mix in products of other categories", 0, 500, 200, 50, key="cat_foreign"
+        )
+    seed = st.number_input("Seed", 0, 10_000, 0, key="cat_seed")
+    if st.button("Run", type="primary", key="cat_run_btn"):
+        labels, query, truth = services.category_task(items, chosen, k, int(seed), foreign)
+        st.session_state["cat_task"] = {"labels": labels, "query": query, "truth": truth}
+        st.session_state["cat_dirty"] = True
+else:
+    labels = st.session_state.setdefault("cat_search_labels", {})
+    a, b = st.columns([1, 2])
+    new_cat = a.text_input("Category name", value="my category", key="cat_new_name")
+    text = b.text_input("Search the catalogue", key="cat_search")
+    found = services.search_items(items, text, limit=30)
+    pick = st.multiselect(
+        "Products to label",
+        found["item_id"].astype(str).tolist(),
+        format_func=lambda i: f"{found.set_index('item_id').loc[i, 'title']} ({i})",
+        key="cat_pick",
+    )
+    if st.button(f"Label selected as '{new_cat}'", key="cat_label_btn") and pick:
+        labels.update({str(i): new_cat for i in pick})
+    if labels:
+        st.dataframe(
+            items.assign(item_id=items["item_id"].astype(str))
+            .set_index("item_id")
+            .loc[list(labels), ["title"]]
+            .assign(category=list(labels.values())),
+            key="cat_labels_table",
+        )
+        if st.button("Clear labels", key="cat_clear"):
+            labels.clear()
+            st.rerun()
+    if st.button(
+        "Run", type="primary", key="cat_run_search", disabled=len(set(labels.values())) < 2
+    ):
+        st.session_state["cat_task"] = {"labels": dict(labels), "query": None, "truth": None}
+        st.session_state["cat_dirty"] = True
+    if len(set(labels.values())) < 2:
+        st.caption("Label products of at least two categories to run.")
+
+# ---- run (also after one-click labelling) ------------------------------------------------------
+task = st.session_state.get("cat_task")
+if task and st.session_state.pop("cat_dirty", False):
+    model = None
+    if model_choice != choices[0]:
+        m = {x.name: x for x in models}[model_choice]
+        model = res.category_model(str(m.path), m.created)
+    bar = StreamlitProgress("Embedding and classifying…")
+    st.session_state["cat_result"] = services.classify_categories(
+        items,
+        task["labels"],
+        task["query"],
+        task["truth"],
+        model,
+        open_set,
+        encoder=res.encoder(res.encoder_name()),
+        progress=bar,
+    )
+    bar.clear()
+
+run = st.session_state.get("cat_result")
+if run is None:
+    st.info("Choose categories and press **Run**.")
+    st.stop()
+
+st.subheader("Results")
+st.caption(
+    f"{run.model_used} · {len(run.predictions):,} products classified in {run.seconds:.2f} s"
+)
+m = st.columns(5)
+m[0].metric(
+    "Leave-one-out (support only)", "–" if run.loo_accuracy is None else f"{run.loo_accuracy:.0%}"
+)
+m[1].metric("Accuracy", "–" if run.accuracy is None else f"{run.accuracy:.0%}")
+m[2].metric("Macro-F1", "–" if run.macro_f1 is None else f"{run.macro_f1:.2f}")
+if run.open_metrics:
+    m[3].metric("Open-set precision", f"{run.open_metrics['precision']:.0%}")
+    m[4].metric("Open-set recall", f"{run.open_metrics['recall']:.0%}")
+if not run.truth_known:
+    st.caption(
+        "Ground truth is unknown for searched labels: the leave-one-out estimate and the "
+        "support's confusion matrix are what you can judge."
+    )
+
+left, right = st.columns(2)
+left.plotly_chart(
+    fig.confusion_heatmap(
+        run.confusion,
+        "Confusion (query)" if run.truth_known else "Leave-one-out confusion (support)",
+    ),
+    key="cat_confusion",
+)
+right.plotly_chart(
+    fig.confidence_histogram(
+        run.predictions.rename(columns={"predicted": "category"}), run.threshold
+    ),
+    key="cat_conf_hist",
+)
+
+st.markdown("#### Label next")
+st.caption("The most uncertain products: one click labels them and re-runs.")
+task = st.session_state.get("cat_task") or {}
+for n, row in run.label_next.head(6).iterrows():
+    cols = st.columns([5, 2, 2])
+    cols[0].write(f"**{row['title']}** — {row['reason']} (margin {row['margin']:.2f})")
+    options = [row["best"], row["second"]]
+    if task.get("truth") is not None:
+        options = [task["truth"].get(str(row["item_id"]), row["best"])]
+    for j, option in enumerate(options):
+        if cols[1 + j].button(f"→ {option}", key=f"cat_ln_{n}_{j}"):
+            if option == services.OTHER:
+                task["query"] = [q for q in task["query"] if q != str(row["item_id"])]
+            else:
+                task["labels"][str(row["item_id"])] = option
+                if task.get("query") is not None:
+                    task["query"] = [q for q in task["query"] if q != str(row["item_id"])]
+                if mode == MODES[1]:
+                    st.session_state["cat_search_labels"][str(row["item_id"])] = option
+            st.session_state["cat_dirty"] = True
+            st.rerun()
+
+st.markdown("#### Predicted members")
+show = st.selectbox("Category", ["(all)", *run.categories, services.NONE], key="cat_show")
+preds = (
+    run.predictions if show == "(all)" else run.predictions[run.predictions["predicted"] == show]
+)
+st.dataframe(
+    preds,
+    hide_index=True,
+    key="cat_preds",
+    column_config={"confidence": st.column_config.ProgressColumn(min_value=0, max_value=1)},
+)
+with st.expander("Closest to each prototype / leave-one-out per labelled item"):
+    st.dataframe(run.closest, hide_index=True, key="cat_closest")
+    st.dataframe(run.loo, hide_index=True, key="cat_loo")
+
+d1, d2 = st.columns(2)
+d1.download_button(
+    "Download predictions (CSV)",
+    run.predictions.to_csv(index=False).encode(),
+    file_name=f"{dataset}-new-categories.csv",
+    mime="text/csv",
+    key="cat_csv",
+)
+d2.download_button(
+    "Download stakeholder report (HTML)",
+    lambda: services.category_report(run, dataset).encode(),  # built on click
+    file_name=f"{dataset}-new-categories-report.html",
+    mime="text/html",
+    key="cat_report",
+)

@@ -1,0 +1,88 @@
+"""Embedding Map: UMAP of item embeddings by category, prototypes, a user's adaptation, and a
+lasso/box selection that becomes a new user's support or a new category."""
+
+import pandas as pd
+import streamlit as st
+
+from metarec_core import services
+from metarec_core.viz import figures as fig
+from pages._shared import resources as res
+from pages._shared.context import HANDOFF_CATEGORY, HANDOFF_USER, context
+from pages._shared.progress import StreamlitProgress
+
+ctx = context()
+dataset = ctx.require_dataset()
+st.title("Embedding Map")
+items = res.catalogue(ctx.db, dataset)
+
+c1, c2, c3 = st.columns([2, 1, 2])
+n_max = len(items)
+if n_max > 200:
+    sample = c1.slider(
+        "Items on the map (sample)",
+        100,
+        min(10_000, n_max),
+        min(2000, n_max),
+        step=100,
+        key="map_sample",
+    )
+else:
+    sample = n_max
+    c1.caption(f"All {n_max} items are on the map.")
+seed = c2.number_input("Sample seed", 0, 1000, 0, key="map_seed")
+show_user = c3.toggle("Show the Cold-Start Lab's user", value=True, key="map_user")
+
+bar = StreamlitProgress("Preparing the map…")
+imap = services.item_map(
+    items,
+    sample,
+    int(seed),
+    encoder=res.encoder(res.encoder_name()),
+    cache_dir=res.paths().cache_dir,
+    progress=bar,
+)
+bar.clear()
+st.caption(
+    f"{len(imap.points):,} items · {'cached projection' if imap.cached else 'new projection'} · "
+    f"{imap.seconds:.1f} s. Diamonds are category prototypes. Drag a lasso or a box to select."
+)
+
+overlays = [imap.prototypes]
+result = st.session_state.get("cs_result")
+if show_user and result is not None:
+    overlays.append(
+        services.map_overlay(
+            imap,
+            items,
+            result.support["item_id"].astype(str).tolist(),
+            result.before,
+            result.after,
+            encoder=res.encoder(res.encoder_name()),
+        )
+    )
+elif show_user:
+    st.caption(
+        "Adapt a user in the Cold-Start Lab to see it here (support ★, before/after ✕, "
+        "recommended ○)."
+    )
+
+event = st.plotly_chart(
+    fig.embedding_map(imap.points, pd.concat(overlays, ignore_index=True)),
+    key="map_chart",
+    on_select="rerun",
+    selection_mode=("box", "lasso"),
+)
+points = (event or {}).get("selection", {}).get("points", []) if event else []
+selected = [p["customdata"][0] for p in points if p.get("customdata")]
+if selected:
+    chosen = imap.points[imap.points["item_id"].isin(selected)]
+    st.markdown(f"**{len(chosen)} items selected**")
+    st.dataframe(chosen[["item_id", "title", "category"]], hide_index=True, key="map_selected")
+    a, b = st.columns(2)
+    if a.button("Use as a new user's history (Cold-Start Lab)", key="map_to_user"):
+        st.session_state[HANDOFF_USER] = chosen["item_id"].tolist()[:20]
+        st.switch_page("pages/coldstart_lab.py")
+    name = b.text_input("New category name", "new category", key="map_cat_name")
+    if b.button("Use as a new category (New Category Lab)", key="map_to_cat"):
+        st.session_state[HANDOFF_CATEGORY] = (name, chosen["item_id"].tolist())
+        st.switch_page("pages/category_lab.py")

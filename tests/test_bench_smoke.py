@@ -1,0 +1,138 @@
+"""Bench scripts in tiny mode: they run in seconds and emit valid JSON with the expected keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_scale, bench_speed, report, run_all
+from benchmarks.common import TARGETS, percentile, summarise
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args: list[str], tmp_path: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, METAREC_BENCH_WORK=str(tmp_path / "work"), HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_every_target_key_belongs_to_a_step():
+    keys = {k for s in bench_speed.STEPS + bench_scale.STEPS for k in s.keys}
+    assert set(TARGETS) <= keys
+    assert {"adapt_ms_p95_k50", "adapt_users_per_s_10000", "umap_20k_warm_s"} <= keys
+
+
+def test_statistics():
+    assert summarise([3.0, 1.0, 2.0], "s") == {
+        "median": 2.0,
+        "min": 1.0,
+        "max": 3.0,
+        "n": 3,
+        "unit": "s",
+    }
+    assert summarise([])["median"] is None
+    assert percentile([1, 2, 3, 4, 5], 50) == 3 and percentile([0, 10], 95) == 9.5
+
+
+def test_speed_script_tiny_emits_json_with_keys(tmp_path):
+    out = tmp_path / "speed.json"
+    res = _run(
+        ["benchmarks.bench_speed", "--tiny", "--only", "encode", "--out", str(out)], tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["bench"] == "speed" and data["mode"] == "tiny"
+    step = data["steps"]["encode"]
+    assert step["status"] == "ok", step["reason"]
+    assert step["peak_rss_mb"] > 0
+    for key in ("encode_titles_per_s", "cache_hits_per_s"):
+        fig = data["figures"][key]
+        assert fig["n"] == 3 and fig["min"] <= fig["median"] <= fig["max"]
+
+
+def test_run_all_tiny_writes_latest_dated_copy_and_readme(tmp_path):
+    results, readme = tmp_path / "results", tmp_path / "README.md"
+    readme.write_text(f"# Bench\n\nintro\n\n{report.START}\nOLD-TABLES\n{report.END}\n\noutro\n")
+    steps = "synth_20k,import_20k,queries_20k"
+    res = _run(["benchmarks.run_all", "--tiny", "--benches", "scale", "--steps", steps,
+                "--results-dir", str(results), "--readme", str(readme)], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    latest = json.loads((results / "latest.json").read_text())
+    assert len(list(results.glob("*-tiny.json"))) == 1
+    assert latest["machine"]["cores"] >= 1 and latest["machine"]["versions"]["duckdb"]
+    figs = latest["figures"]
+    for key in ("synth_20k_s", "import_20k_s", "explorer_20k_p50_ms"):
+        assert figs[key]["median"] > 0, key
+        assert figs[key]["met"] is None  # tiny mode is never judged against targets
+    steps_done = latest["sections"]["scale"]["steps"]
+    assert all(s["status"] == "ok" for s in steps_done.values()), steps_done
+    assert "overview.dataset_summary" in steps_done["queries_20k"]["info"]["p50_ms"]
+    assert set(TARGETS) <= set(latest)  # headline keys at the top level
+    text = readme.read_text()
+    assert text.startswith("# Bench\n\nintro") and text.rstrip().endswith("outro")
+    assert "OLD-TABLES" not in text and "| 20k |" in text
+
+
+def test_merge_keeps_steps_from_earlier_runs():
+    old = run_all.merge(None, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "adapt": {"status": "ok", "reason": "", "figures": {"adapt_ms_p50_k5": summarise([30.0])}}},
+        "finished_at": "t0"}])  # fmt: skip
+    new = run_all.merge(old, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "encode": {"status": "ok", "reason": "", "figures": {}},
+        "adapt": {"status": "skipped", "reason": "runs in full mode only", "figures": {}}},
+        "finished_at": "t1"}])  # fmt: skip
+    assert new["figures"]["adapt_ms_p50_k5"]["met"] is False  # 30 ms misses the 20 ms target
+    assert set(new["sections"]["speed"]["steps"]) == {"adapt", "encode"}
+
+
+def test_report_renders_quality_tables():
+    latest = {"figures": {}, "sections": {
+        "coldstart_quality": {"steps": {"ml-100k": {"status": "ok", "info": {"seeds": [0], "table": [
+            {"method": "adapted", "k": 3, "ndcg@10": 0.1, "ndcg@10_ci95": 0.01},
+            {"method": "popularity", "k": 3, "ndcg@10": 0.05}]}}}},
+        "categories_quality": {"steps": {"evaluate": {"status": "ok", "info": {
+            "folds": [{"held_out": ["a", "b"]}],
+            "table": [{"method": "metarec", "setting": "5-way 5-shot", "metric": "accuracy",
+                       "mean": 0.9, "ci95": 0.01}]}}}}}}  # fmt: skip
+    text = report.render(latest)
+    assert "| adapted | 0.1000 ± 0.0100 |" in text
+    assert "| metarec | 0.900 ± 0.010 |" in text
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs CUDA (the --device cuda path)"
+)
+def test_speed_suite_on_cuda(tmp_path):
+    out = tmp_path / "speed.json"
+    res = _run(["benchmarks.bench_speed", "--tiny", "--device", "cuda", "--only", "encode",
+                "--out", str(out)], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["device"] == "cuda" and data["steps"]["encode"]["status"] == "ok"
+
+
+def test_parquet_direct_answers_the_page_queries(tmp_path):
+    from benchmarks.parquet_direct import parquet_store
+    from metarec_core.data import queries as q
+    from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
+
+    files = write_synthetic(
+        tmp_path, SyntheticConfig(n_rows=3_000, seed=1), partition_by_month=True
+    )
+    store = parquet_store("syn", files.interactions_glob, str(files.items_path))
+    try:
+        summary = q.dataset_summary(store, "syn").iloc[0]
+        assert summary["n_interactions"] == 3_000 and summary["n_items"] == files.n_items
+        assert len(q.item_popularity(store, "syn", top_n=5)) == 5
+        assert store.list_datasets()["name"].tolist() == ["syn"]
+    finally:
+        store.close()

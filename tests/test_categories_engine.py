@@ -1,0 +1,188 @@
+"""Unit tests of the few-shot category engine on FakeEncoder embeddings and tiny data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metarec_core.categories import CategoryConfig, CategoryModel, classify
+from metarec_core.categories.engine import leave_one_out_scores, score
+from metarec_core.categories.episodes import EpisodeSampler
+from metarec_core.categories.protonet import l2n, prototypes, refine_prototypes
+from metarec_core.embed.encoder import FakeEncoder
+from metarec_core.errors import ValidationError
+
+FRUIT = ["fresh banana bunch", "red apple bag", "ripe mango", "green pear", "navel orange"]
+DAIRY = [
+    "whole milk gallon",
+    "greek yogurt plain",
+    "cheddar cheese block",
+    "salted butter",
+    "skim milk",
+]
+SOAP = [
+    "lavender hand soap",
+    "body wash citrus",
+    "bar soap oatmeal",
+    "liquid hand soap refill",
+    "foaming soap",
+]
+
+
+class TopicEncoder:
+    """A tiny deterministic encoder with clear topics: keyword dims plus a little hashed noise."""
+
+    model_id = "topic-test-32"
+    dim = 32
+    TOPICS = {
+        "fruit": ("banana", "apple", "mango", "pear", "orange", "fruit", "bananas"),
+        "dairy": ("milk", "yogurt", "cheese", "butter", "dairy"),
+        "soap": ("soap", "wash", "foaming", "body"),
+    }
+
+    def encode(self, texts, batch_size=64, progress=None):
+        fake = FakeEncoder(self.dim)
+        out = 0.3 * fake.encode(list(texts))
+        for r, t in enumerate(texts):
+            for d, words in enumerate(self.TOPICS.values()):
+                out[r, d] += sum(w in t.lower().split() for w in words)
+        return l2n(out).astype(np.float32)
+
+
+def _support(k: int = 3) -> pd.DataFrame:
+    rows = []
+    for cat, titles in (("fruit", FRUIT), ("dairy", DAIRY), ("soap", SOAP)):
+        rows += [(f"{cat}-{i}", t, cat) for i, t in enumerate(titles[:k])]
+    return pd.DataFrame(rows, columns=["item_id", "title", "category"])
+
+
+def _query() -> pd.DataFrame:
+    titles = FRUIT[3:] + DAIRY[3:] + SOAP[3:]
+    return pd.DataFrame({"item_id": [f"q{i}" for i in range(len(titles))], "title": titles})
+
+
+def test_prototype_equals_class_mean():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(10, 4)).astype(np.float32)
+    y = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0])
+    p = prototypes(z, y, 3)
+    for c in range(3):
+        np.testing.assert_allclose(p[c], z[y == c].mean(0), rtol=1e-6, atol=1e-6)
+
+
+def test_plain_classify_prototypes_are_normalised_class_means(tmp_path):
+    enc = FakeEncoder()
+    result = classify(_support(), _query(), encoder=enc, cache_dir=tmp_path)
+    s = _support()
+    x = enc.encode(s["title"].tolist())
+    for c, name in enumerate(result.categories):
+        mean = x[(s["category"] == name).to_numpy()].mean(0)
+        np.testing.assert_allclose(result.prototypes[c], l2n(mean[None])[0], atol=1e-5)
+
+
+def test_classify_is_deterministic_and_sensible(tmp_path):
+    enc = TopicEncoder()
+    model = CategoryModel(CategoryConfig(encoder="fake"), np.eye(32, dtype=np.float32), 10.0, "x")
+    a = classify(_support(), _query(), model, encoder=enc, cache_dir=tmp_path).predictions
+    b = classify(_support(), _query(), model, encoder=enc, cache_dir=tmp_path).predictions
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == ["item_id", "category", "confidence"]
+    assert a["confidence"].between(0, 1).all()
+    assert a["category"].tolist() == ["fruit"] * 2 + ["dairy"] * 2 + ["soap"] * 2
+
+
+def test_open_set_rejects_foreign_item(tmp_path):
+    enc = TopicEncoder()
+    query = pd.DataFrame(
+        {"item_id": ["in", "out"], "title": ["yellow banana", "zxqv 9000 turbo wrench kit"]}
+    )
+    model = CategoryModel.plain(
+        CategoryConfig(encoder="fake", center=False, refine_steps=0, name_weight=0)
+    )
+    res = classify(_support(5), query, model, open_set=True, encoder=enc, cache_dir=tmp_path)
+    pred = res.predictions.set_index("item_id")["category"]
+    assert pred["out"] is None
+    assert pred["in"] == "fruit"
+    assert res.threshold is not None
+
+
+def test_leave_one_out_matches_explicit_loop():
+    rng = np.random.default_rng(1)
+    z = l2n(rng.normal(size=(9, 5)))
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    pred, sim = leave_one_out_scores(z, y, 3, None, 0.0)
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        p = l2n(prototypes(z[keep], y[keep], 3))
+        assert pred[i] == int((z[i] @ p.T).argmax())
+        assert sim[i] == pytest.approx(float(z[i] @ p[y[i]]), abs=1e-5)
+
+
+def test_refinement_keeps_unit_prototypes_and_moves_towards_queries():
+    z_s = l2n(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    q = l2n(np.array([[1.0, 0.3], [1.0, 0.2]]))
+    p = refine_prototypes(z_s, np.array([0, 1]), q, z_s.astype(np.float32), 10.0, 3)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
+    assert p[0, 1] > 0  # class 0 moved towards its queries
+
+
+def test_episode_sampler_is_seeded_and_disjoint():
+    y = np.repeat(np.arange(8), 10)
+    a = EpisodeSampler(y, seed=3).sample(5, 2, 4)
+    b = EpisodeSampler(y, seed=3).sample(5, 2, 4)
+    np.testing.assert_array_equal(a.support, b.support)
+    assert not set(a.support) & set(a.query)
+    assert (y[a.support] == a.classes[a.support_labels]).all()
+
+
+def test_score_names_only_used_when_support_agrees():
+    rng = np.random.default_rng(0)
+    centers = l2n(rng.normal(size=(3, 16)))
+    xs = l2n(np.repeat(centers, 3, axis=0) + 0.1 * rng.normal(size=(9, 16)))
+    ys = np.repeat(np.arange(3), 3)
+    model = CategoryModel(CategoryConfig(encoder="fake", refine_steps=0), None, 10.0, "x")
+    good = score(model, xs, ys, xs[:2], 3, centers)
+    bad = score(model, xs, ys, xs[:2], 3, centers[[1, 2, 0]])
+    assert good.used_names and not bad.used_names
+
+
+@pytest.mark.parametrize(
+    "support, query, message",
+    [
+        (pd.DataFrame({"item_id": ["a"], "title": ["x"]}), _query(), "missing column category"),
+        (
+            _support(),
+            pd.DataFrame({"item_id": ["fruit-0"], "title": ["x"]}),
+            "both support and query",
+        ),
+        (_support().assign(category="fruit"), _query(), "at least 2 categories"),
+        (
+            pd.concat(
+                [
+                    _support(),
+                    pd.DataFrame([["e1", "", "empty"]], columns=["item_id", "title", "category"]),
+                ]
+            ),
+            _query(),
+            "fewer than 1 example",
+        ),
+        (_support(), pd.DataFrame({"sku_code": ["a"], "title": ["x"]}), "missing column item_id"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(support, query, message, tmp_path):
+    with pytest.raises(ValidationError, match=message):
+        classify(support, query, encoder=FakeEncoder(), cache_dir=tmp_path)
+
+
+def test_empty_titles_are_skipped_and_counted(tmp_path):
+    query = pd.concat([_query(), pd.DataFrame({"item_id": ["blank"], "title": [None]})])
+    res = classify(_support(), query, encoder=FakeEncoder(), cache_dir=tmp_path)
+    assert res.skipped_empty == {"support": 0, "query": 1}
+    assert "blank" not in set(res.predictions["item_id"])
+
+
+def test_config_validates():
+    with pytest.raises(ValidationError):
+        CategoryConfig(n_way=1)
+    assert CategoryConfig.from_dict({"rank": 8, "unknown": 1}).rank == 8

@@ -1,0 +1,191 @@
+"""Cold-start engine on tiny deterministic data with the FakeEncoder: maths, ranking, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from metarec_core.coldstart import METHODS, ColdStartConfig
+from metarec_core.coldstart.model import ColdStartModel
+from metarec_core.coldstart.train import train_model
+from metarec_core.data.canonical import canonical_interactions, canonical_items
+from metarec_core.embed.encoder import FakeEncoder
+from metarec_core.errors import ConflictError, MetaRecError, ValidationError
+
+N_ITEMS, N_GROUPS = 48, 4
+TINY = ColdStartConfig(epochs=2, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu")
+
+
+def tiny_frames(n_users: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users buy 6 items from one of 4 text-coherent groups (so text and co-occurrence both help)."""
+    rng = np.random.default_rng(seed)
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(N_ITEMS)],
+            "title": [
+                f"group{i % N_GROUPS} brand{i % N_GROUPS} product {i}" for i in range(N_ITEMS)
+            ],
+        }
+    )
+    rows = []
+    for u in range(n_users):
+        pool = [i for i in range(N_ITEMS) if i % N_GROUPS == u % N_GROUPS]
+        for p, i in enumerate(rng.choice(pool, 6, replace=False)):
+            rows.append((f"u{u}", f"i{i}", p))
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+    return canonical_interactions(inter), canonical_items(items)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return tiny_frames()
+
+
+@pytest.fixture(scope="module")
+def model(frames):
+    return train_model(*frames, TINY, encoder=FakeEncoder())
+
+
+def support_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "c"],
+            "item_id": ["i0", "i4", "i8", "i1", "nope"],
+            "position": [0, 1, 2, 0, 0],
+        }
+    )
+
+
+def _batch(model: ColdStartModel):
+    from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
+
+    s, m, r = support_tensors(
+        [np.array([0, 4, 8]), np.array([1, 5])], model.meta.pos.shape[0], model.device
+    )
+    return UserBatch(s, m, r, table_rows(*model.ease_t, s, m, len(model.catalogue)))
+
+
+def test_inner_loop_with_zero_lr_changes_nothing(model):
+    from metarec_core.coldstart.maml import adapt
+
+    batch, net = _batch(model), model.meta
+    phi0 = net.init_phi(*batch.support.shape)
+    lrs = net.inner_lrs(zero=True)
+    phi, curve = adapt(phi0, batch.args(net.pos), net.tables(), net.u0, net.beta, lrs, steps=3)
+    for key in phi0:
+        assert torch.equal(phi[key], phi0[key])
+    assert torch.allclose(curve, curve[:, :1].expand_as(curve))
+
+
+def test_one_adaptation_step_lowers_support_loss(model):
+    from metarec_core.coldstart.maml import adapt
+
+    batch, net = _batch(model), model.meta
+    phi0 = net.init_phi(*batch.support.shape)
+    lrs = {k: torch.full_like(v, 0.1) for k, v in net.inner_lrs().items()}
+    with torch.no_grad():
+        _, curve = adapt(phi0, batch.args(net.pos), net.tables(), net.u0, net.beta, lrs, steps=1)
+    assert (curve[:, 1] < curve[:, 0]).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_ranks_without_support_items(model, method):
+    recs = model.recommend(support_frame(), top=10, method=method)
+    f = recs.frame
+    assert list(f.columns[:4]) == ["user_id", "rank", "item_id", "score"]
+    assert set(f.user_id) == {"a", "b", "c"}
+    for user, items in (("a", {"i0", "i4", "i8"}), ("b", {"i1"})):
+        got = f[f.user_id == user]
+        assert list(got["rank"]) == list(range(1, 11))
+        assert not items & set(got.item_id)
+        assert got.item_id.is_unique
+    assert recs.fallback_users == ["c"] and recs.skipped_items == 1
+    assert f[f.user_id == "c"].fallback.all() and not f[f.user_id == "a"].fallback.any()
+    assert isinstance(f.score.iloc[0], float)
+
+
+def test_adapted_prefers_the_users_group(model):
+    f = model.recommend(support_frame(), top=5).frame
+    top_a = f[f.user_id == "a"].item_id.str[1:].astype(int)
+    assert (top_a % N_GROUPS == 0).mean() >= 0.8  # support items i0, i4, i8 are group 0
+
+
+def test_explanations_and_loss_curves(model):
+    recs = model.recommend(support_frame(), top=5, method="adapted")
+    expl = recs.frame[recs.frame.user_id == "a"].explanation
+    assert all(set(e.split("|")) <= {"i0", "i4", "i8"} for e in expl if e)
+    assert len(recs.loss_curves["a"]) == TINY.inner_steps + 1
+    assert recs.elapsed_s > 0
+
+
+def test_seeds_make_training_reproducible(frames):
+    cfg = ColdStartConfig(epochs=1, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu")
+    a = train_model(*frames, cfg, encoder=FakeEncoder())
+    b = train_model(*frames, cfg, encoder=FakeEncoder())
+    fa = a.recommend(support_frame(), top=10).frame
+    fb = b.recommend(support_frame(), top=10).frame
+    pd.testing.assert_frame_equal(fa, fb)
+
+
+def test_save_load_round_trip_and_catalogue_check(model, frames, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = ColdStartModel.load(tmp_path / "m", device="cpu", items=frames[1])
+    for method in ("adapted", "ease", "item-knn"):
+        pd.testing.assert_frame_equal(
+            loaded.recommend(support_frame(), method=method).frame,
+            model.recommend(support_frame(), method=method).frame,
+        )
+    other = frames[1].iloc[:-1]
+    with pytest.raises(ConflictError, match="different catalogue"):
+        ColdStartModel.load(tmp_path / "m", device="cpu", items=other)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(MetaRecError, match="not found"):
+        ColdStartModel.load(tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(MetaRecError, match="not a cold-start model"):
+        ColdStartModel.load(tmp_path / "bad")
+
+
+def test_corrupt_weights_are_reported(model, tmp_path):
+    d = model.save(tmp_path / "m")
+    (d / "weights.safetensors").write_bytes(b"garbage")
+    with pytest.raises(MetaRecError, match="corrupt"):
+        ColdStartModel.load(d, device="cpu")
+
+
+def test_bad_support_input(model):
+    with pytest.raises(ValidationError, match="no rows"):
+        model.recommend(pd.DataFrame({"user_id": [], "item_id": []}))
+    with pytest.raises(ValidationError, match="need columns"):
+        model.recommend(pd.DataFrame({"who": ["a"], "what": ["i1"]}))
+    with pytest.raises(ValidationError, match="unknown method"):
+        model.recommend(support_frame(), method="magic")
+
+
+def test_config_validation():
+    with pytest.raises(ValidationError):
+        ColdStartConfig(k=0)
+    with pytest.raises(ValidationError):
+        ColdStartConfig(k_min=5, k_max=2)
+    with pytest.raises(ValidationError):
+        ColdStartConfig(inner_lr=-1.0)
+    cfg = ColdStartConfig(k=5)
+    assert ColdStartConfig.from_dict(cfg.to_dict() | {"unknown": 1}) == cfg
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_and_cpu_side_results(frames, tmp_path):
+    cfg = ColdStartConfig(epochs=1, batch_size=32, dim=8, k_max=4, neighbours=10, device="cuda")
+    m = train_model(*frames, cfg, encoder=FakeEncoder())
+    recs = m.recommend(support_frame(), top=5)
+    assert recs.frame.score.dtype == np.float64
+    m.save(tmp_path / "m")
+    cpu = ColdStartModel.load(tmp_path / "m", device="cpu")
+    assert (
+        cpu.recommend(support_frame(), top=5).frame.user_id.tolist() == recs.frame.user_id.tolist()
+    )

@@ -1,0 +1,121 @@
+"""Background training jobs: a real child process, progress, locks, cancel, failure reporting."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from app_support import DATASET, fixture_frames
+
+from metarec_core import jobs
+from metarec_core.config import Paths
+from metarec_core.errors import ConflictError
+from metarec_core.types import ProgressEvent
+
+
+@pytest.fixture
+def paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAREC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("METAREC_ENCODER", "fake")
+    return Paths(tmp_path)
+
+
+def _frames():
+    inter, items = fixture_frames()
+    return {"interactions": inter, "items": items}
+
+
+def _spec(name="cats", episodes=20):
+    task = jobs.TrainTask("categories", name, {"episodes": episodes, "rank": 8, "n_way": 3})
+    return jobs.JobSpec(DATASET, (task,), device="cpu", encoder="fake")
+
+
+def _wait(job_id, paths, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        view = jobs.read_job(job_id, paths)
+        if not view.active:
+            return view
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still running after {timeout} s")
+
+
+def test_child_process_trains_a_model_and_reports_progress(paths):
+    job_id = jobs.start_job(_spec(), _frames(), paths)
+    # while it runs, nobody else may write the same model directory
+    with pytest.raises(ConflictError):
+        jobs.start_job(_spec(), _frames(), paths)
+    view = _wait(job_id, paths)
+    assert view.state == "done", view.error or view.log_tail
+    assert view.models == ["cats"] and view.events
+    assert {e["stage"] for e in view.events} >= {"meta-train"}
+    model = paths.models_dir / DATASET / "cats"
+    meta = json.loads((model / "metarec_meta.json").read_text())
+    assert meta["kind"] == "categories" and meta["job_id"] == job_id
+    assert not (paths.models_dir / DATASET / "cats.lock").exists()
+    assert not list((paths.models_dir / DATASET).glob("*.partial-*"))
+    # the finished model directory is never overwritten
+    with pytest.raises(ConflictError):
+        jobs.start_job(_spec(), _frames(), paths)
+    assert [j.job_id for j in jobs.list_jobs(paths, DATASET)] == [job_id]
+
+
+def test_cancel_stops_the_process_and_cleans_up(paths):
+    job_id = jobs.start_job(_spec("slow", episodes=1_000_000), _frames(), paths)
+    end = time.time() + 90
+    while time.time() < end and not jobs.read_job(job_id, paths).events:
+        time.sleep(0.3)
+    jobs.cancel_job(job_id, paths)
+    view = jobs.read_job(job_id, paths)
+    assert view.state == "cancelled"
+    assert not (paths.models_dir / DATASET / "slow").exists()
+    assert not (paths.models_dir / DATASET / "slow.lock").exists()
+    assert not list((paths.models_dir / DATASET).glob("slow.partial-*"))
+
+
+def test_a_live_lock_blocks_and_a_stale_lock_is_taken_over(paths):
+    jobs.acquire_lock(paths, DATASET, "m", "other-job", os.getpid())  # a live holder
+    with pytest.raises(ConflictError):
+        jobs.start_job(_spec("m"), _frames(), paths, runner=lambda job: None)
+    lock = paths.models_dir / DATASET / "m.lock"
+    lock.write_text(json.dumps({"job_id": "dead", "pid": 999_999_999}))  # its process is gone
+    job_id = jobs.start_job(_spec("m"), _frames(), paths, runner=lambda job: None)
+    assert json.loads(lock.read_text())["job_id"] == job_id
+
+
+def test_failures_are_reported_and_leave_nothing_behind(paths):
+    def boom(spec, task, frames, out_dir, progress):
+        progress(ProgressEvent("meta-train", 1, 10, metrics={"loss": 1.5}))
+        (out_dir / "half-written").write_text("x")
+        raise RuntimeError("out of coffee")
+
+    job_id = jobs.start_job(
+        _spec("bad"), _frames(), paths, runner=lambda job: jobs.run_job(job, train=boom)
+    )
+    view = jobs.read_job(job_id, paths)
+    assert view.state == "failed" and "out of coffee" in view.error
+    assert view.metric_series("loss") == [("meta-train", 1, 1.5)]
+    assert not (paths.models_dir / DATASET / "bad").exists()
+    assert not list((paths.models_dir / DATASET).glob("bad*"))
+    jobs.delete_job(job_id, paths)
+    assert jobs.list_jobs(paths) == []
+
+
+def test_eta_comes_from_the_rate_of_the_current_stage(paths):
+    events = [
+        {"time": 100.0, "stage": "embed", "current": 10, "total": 10, "metrics": {}},
+        {"time": 110.0, "stage": "train", "current": 0, "total": 100, "metrics": {}},
+        {"time": 120.0, "stage": "train", "current": 50, "total": 100, "metrics": {"loss": 1}},
+    ]
+    view = jobs.JobView("j", _spec(), "running", 100.0, 100.0, None, None, [], events)
+    assert view.eta_s == pytest.approx(10.0)
+    assert view.fraction == 0.5
+
+
+def test_task_names_are_validated():
+    with pytest.raises(ValueError):
+        jobs.TrainTask("categories", "../escape")
+    with pytest.raises(ValueError):
+        jobs.TrainTask("unknown", "x")

@@ -1,0 +1,56 @@
+"""Ranking metrics checked against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from metarec_core.evaluate.metrics import (
+    coverage,
+    hr_at_k,
+    mean_ci95,
+    mean_popularity,
+    ndcg_at_k,
+    recall_at_k,
+)
+
+
+def test_hr_at_k():
+    assert hr_at_k(["a", "b", "c"], {"c"}, k=3) == 1.0
+    assert hr_at_k(["a", "b", "c"], {"c"}, k=2) == 0.0
+    assert hr_at_k([], {"c"}, k=10) == 0.0
+
+
+def test_ndcg_binary_with_ideal_over_min_query_k():
+    # hits at ranks 1 and 3; two relevant items -> IDCG = 1 + 1/log2(3)
+    dcg = 1.0 + 1.0 / math.log2(4)
+    idcg = 1.0 + 1.0 / math.log2(3)
+    assert ndcg_at_k(["a", "x", "b", "y"], {"a", "b"}, k=10) == pytest.approx(dcg / idcg)
+    # 12 relevant items, k = 10: ideal DCG uses 10 positions only, so a perfect list scores 1
+    rel = [str(i) for i in range(12)]
+    assert ndcg_at_k(rel, set(rel), k=10) == pytest.approx(1.0)
+    # a single hit at rank 2 with one relevant item
+    assert ndcg_at_k(["x", "a"], {"a"}, k=10) == pytest.approx(1.0 / math.log2(3))
+    assert ndcg_at_k(["x"], set(), k=10) == 0.0
+
+
+def test_recall_at_k():
+    assert recall_at_k(["a", "b", "c"], {"a", "c", "d", "e"}, k=2) == pytest.approx(0.25)
+    assert recall_at_k(["a", "b", "c"], {"a", "c", "d", "e"}, k=20) == pytest.approx(0.5)
+
+
+def test_coverage_and_mean_popularity():
+    lists = [["a", "b"], ["b", "c"]]
+    assert coverage(lists, n_catalogue=10, k=2) == pytest.approx(0.3)
+    assert coverage(lists, n_catalogue=10, k=1) == pytest.approx(0.2)
+    pop = {"a": 10, "b": 2}
+    assert mean_popularity(lists, pop, k=2) == pytest.approx((10 + 2 + 2 + 0) / 4)
+
+
+def test_mean_ci95():
+    m, h = mean_ci95([1.0, 2.0, 3.0])
+    assert m == pytest.approx(2.0)
+    # t(0.975, 2) = 4.302653; sd = 1; n = 3
+    assert h == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert mean_ci95([0.5]) == (0.5, 0.0)
