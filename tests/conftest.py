@@ -30,6 +30,27 @@ u3,50
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory):
+    """Tests never touch the user's data/ folder: every default path points at a temp folder.
+
+    The downloaded demo wheel is the one thing shared (data/cache/wheels), so a machine fetches
+    the recbole wheel once, not once per test run.
+    """
+    from metarec_core.config import PROJECT_ROOT
+
+    data_dir = tmp_path_factory.mktemp("metarec-data")
+    wheels = PROJECT_ROOT / "data" / "cache" / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    (data_dir / "cache").mkdir()
+    (data_dir / "cache" / "wheels").symlink_to(wheels, target_is_directory=True)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("METAREC_DATA_DIR", str(data_dir))
+    mp.delenv("METAREC_DB", raising=False)
+    yield data_dir
+    mp.undo()
+
+
 @pytest.fixture
 def store():
     """An empty in-memory store."""
