@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from metarec_core.data import queries as Q
@@ -161,7 +162,39 @@ def test_filtered_slice(shop):
     assert len(Q.filtered_slice(shop, "shop", limit=2)) == 2
 
 
+def test_slice_summary_counts_the_whole_slice(shop):
+    summary = Q.slice_summary(shop, "shop", category="fruit", min_activity=2)
+    assert summary.n_matching == 3
+    assert summary.top_items[["item_id", "n"]].values.tolist() == [["i1", 2], ["i2", 1]]
+    assert summary.categories.values.tolist() == [["fruit", 3]]
+    everything = Q.slice_summary(shop, "shop", top=1)
+    assert everything.n_matching == 6 and len(everything.top_items) == 1
+    assert everything.categories["n"].sum() == 6
+
+
 def test_long_query_is_stopped(shop):
     with pytest.raises(ValidationError, match="stopped after"):
         Q.run_analyst_sql(shop, "SELECT count(*) FROM range(100000000000)", timeout_s=0.3)
     assert shop.query("SELECT 1 AS x")["x"].tolist() == [1]  # the store still works
+
+
+def test_import_time_stats_give_the_same_answers_as_the_log(shop):
+    assert shop.has_table("shop", "user_stats") and shop.has_table("shop", "item_stats")
+    calls = {
+        "summary": lambda: Q.dataset_summary(shop, "shop", cold_k=1),
+        "activity": lambda: Q.user_activity(shop, "shop"),
+        "histogram": lambda: Q.activity_histogram(shop, "shop", bins=3),
+        "popularity": lambda: Q.item_popularity(shop, "shop", top_n=3),
+        "fruit": lambda: Q.item_popularity(shop, "shop", category="fruit"),
+        "mix": lambda: Q.category_mix(shop, "shop"),
+        "slice": lambda: Q.slice_summary(shop, "shop").top_items,
+    }
+    with_stats = {k: f() for k, f in calls.items()}
+    assert with_stats["summary"]["n_interactions"].iloc[0] == 6
+    assert with_stats["popularity"]["item_id"].tolist()[:2] == ["i1", "i2"]
+    with shop._transaction() as cur:  # a store written before the stats tables existed
+        cur.execute(f"DROP TABLE {shop.ref('shop', 'user_stats')}")
+        cur.execute(f"DROP TABLE {shop.ref('shop', 'item_stats')}")
+    assert not shop.has_table("shop", "user_stats")
+    for key, f in calls.items():
+        pd.testing.assert_frame_equal(f(), with_stats[key], check_dtype=False, obj=key)

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from metarec_core.data.schema import quote
+from metarec_core.data.schema import STATS_TABLES, quote
 from metarec_core.data.sql_guard import check_select
 from metarec_core.data.store import Store
 from metarec_core.errors import ValidationError
@@ -88,23 +88,32 @@ def _refs(store: Store, name: str) -> tuple[str, str]:
     return store.ref(name, "interactions"), store.ref(name, "items")
 
 
+def _stats(store: Store, name: str, table: str) -> str:
+    """The import-time stats table (``user_stats``/``item_stats``), or the same rows computed
+    from the interactions where the dataset has none (views over Parquet, older stores)."""
+    if store.has_table(name, table):
+        return store.ref(name, table)
+    return f"({STATS_TABLES[table].format(inter=store.ref(name, 'interactions'))})"
+
+
 def dataset_summary(store: Store, name: str, cold_k: int = 5) -> pd.DataFrame:
     """One row: users, items, interactions, categories, cold users (<= cold_k), activity stats."""
-    inter, items = _refs(store, name)
+    _, items = _refs(store, name)
+    users, per_item = _stats(store, name, "user_stats"), _stats(store, name, "item_stats")
     return store._fetch_df(
         f"""
-        WITH per_user AS (SELECT user_id, count(*) AS n FROM {inter} GROUP BY user_id)
+        WITH per_user AS (SELECT n_interactions AS n, first_ts, last_ts FROM {users})
         SELECT
           (SELECT count(*) FROM per_user) AS n_users,
           (SELECT count(*) FROM {items}) AS n_items,
-          (SELECT count(DISTINCT item_id) FROM {inter}) AS n_items_with_interactions,
-          (SELECT count(*) FROM {inter}) AS n_interactions,
+          (SELECT count(*) FROM {per_item}) AS n_items_with_interactions,
+          (SELECT coalesce(sum(n), 0)::BIGINT FROM per_user) AS n_interactions,
           (SELECT count(DISTINCT category) FROM {items}) AS n_categories,
           (SELECT count(*) FROM per_user WHERE n <= ?) AS n_cold_users,
           (SELECT median(n) FROM per_user) AS median_per_user,
           (SELECT avg(n) FROM per_user) AS mean_per_user,
-          (SELECT min(ts) FROM {inter}) AS ts_min,
-          (SELECT max(ts) FROM {inter}) AS ts_max
+          (SELECT min(first_ts) FROM per_user) AS ts_min,
+          (SELECT max(last_ts) FROM per_user) AS ts_max
         """,
         [int(cold_k)],
     )
@@ -125,15 +134,15 @@ def item_popularity(
     store: Store, name: str, top_n: int = 20, category: str | None = None
 ) -> pd.DataFrame:
     """The most interacted items (optionally within one category) with counts and share."""
-    inter, items = _refs(store, name)
+    _, items = _refs(store, name)
+    per_item = _stats(store, name, "item_stats")
     return store._fetch_df(
         f"""
-        SELECT it.item_id, it.title, it.category, count(*) AS n_interactions,
-               count(DISTINCT i.user_id) AS n_users,
-               count(*) / sum(count(*)) OVER () AS share
-        FROM {inter} i JOIN {items} it USING (item_id)
+        SELECT s.item_id, it.title, it.category, s.n_interactions, s.n_users,
+               s.n_interactions / sum(s.n_interactions) OVER () AS share
+        FROM {per_item} s JOIN {items} it USING (item_id)
         WHERE (? IS NULL OR it.category = ?)
-        GROUP BY ALL ORDER BY n_interactions DESC, it.item_id LIMIT ?
+        ORDER BY s.n_interactions DESC, s.item_id LIMIT ?
         """,
         [category, category, int(top_n)],
     )
@@ -144,27 +153,29 @@ def category_mix(
 ) -> pd.DataFrame:
     """Per category: catalogue items, interactions and their share (optionally for one user)."""
     inter, items = _refs(store, name)
+    if user_id is None:  # the whole log: per-item counts from the import-time stats
+        per_item = f"SELECT item_id, n_interactions AS n FROM {_stats(store, name, 'item_stats')}"
+    else:
+        per_item = f"SELECT item_id, count(*) AS n FROM {inter} WHERE user_id = ? GROUP BY 1"
     return store._fetch_df(
         f"""
         WITH c AS (SELECT category, count(*) AS n_items FROM {items} GROUP BY category),
-        x AS (SELECT it.category, count(*) AS n_interactions FROM {inter} i
-              JOIN {items} it USING (item_id) WHERE (? IS NULL OR i.user_id = ?)
-              GROUP BY it.category)
+        x AS (SELECT it.category, sum(i.n)::BIGINT AS n_interactions FROM ({per_item}) i
+              JOIN {items} it USING (item_id) GROUP BY it.category)
         SELECT c.category, c.n_items, coalesce(x.n_interactions, 0) AS n_interactions,
                coalesce(x.n_interactions, 0) / greatest(sum(x.n_interactions) OVER (), 1) AS share
         FROM c LEFT JOIN x ON c.category IS NOT DISTINCT FROM x.category
         ORDER BY n_interactions DESC, c.n_items DESC, c.category LIMIT ?
         """,
-        [user_id, user_id, int(top_n) if top_n else 2**62],
+        ([] if user_id is None else [str(user_id)]) + [int(top_n) if top_n else 2**62],
     )
 
 
-def user_activity(store: Store, name: str) -> pd.DataFrame:
-    """Per user: interactions, distinct items, first and last order value."""
-    inter, _ = _refs(store, name)
+def user_activity(store: Store, name: str, detail: bool = True) -> pd.DataFrame:
+    """Per user: interactions and, with ``detail``, distinct items and first/last order value."""
+    cols = "user_id, n_interactions" + (", n_items, first_ts, last_ts" if detail else "")
     return store._fetch_df(
-        f"SELECT user_id, count(*) AS n_interactions, count(DISTINCT item_id) AS n_items, "
-        f"min(ts) AS first_ts, max(ts) AS last_ts FROM {inter} GROUP BY user_id "
+        f"SELECT {cols} FROM {_stats(store, name, 'user_stats')} "
         "ORDER BY n_interactions DESC, user_id"
     )
 
@@ -183,8 +194,8 @@ def _histogram_sql(values_sql: str) -> str:
 
 def activity_histogram(store: Store, name: str, bins: int = 30) -> pd.DataFrame:
     """Users per bucket of interactions-per-user (equal-width buckets: bucket_lo, bucket_hi, n)."""
-    inter, _ = _refs(store, name)
-    values = f"SELECT user_id AS u, CAST(count(*) AS DOUBLE) AS x FROM {inter} GROUP BY user_id"
+    users = _stats(store, name, "user_stats")
+    values = f"SELECT user_id AS u, CAST(n_interactions AS DOUBLE) AS x FROM {users}"
     df = store._fetch_df(_histogram_sql(values), [bins] * 4)
     return df.rename(columns={"n": "n_users_in_bucket"}).drop(columns=["n_users"])
 
@@ -201,6 +212,39 @@ def interactions_over_order(
     return df.rename(columns={"n": "n_interactions"})
 
 
+def _slice_filter(
+    store: Store,
+    name: str,
+    category: str | None,
+    min_activity: int | None,
+    max_activity: int | None,
+    ts_min: float | None,
+    ts_max: float | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (over interactions ``i``) of a Data Explorer slice, and its parameters.
+
+    Only the filters that are set appear, so an unfiltered slice is a plain scan; each value is
+    still a bound parameter.
+    """
+    inter, items = _refs(store, name)
+    conds: list[str] = []
+    params: list[Any] = []
+    if category is not None:
+        conds.append(f"i.item_id IN (SELECT item_id FROM {items} WHERE category = ?)")
+        params.append(category)
+    if min_activity is not None or max_activity is not None:
+        conds.append(
+            f"i.user_id IN (SELECT user_id FROM {inter} GROUP BY user_id "
+            "HAVING count(*) >= coalesce(?, 0) AND count(*) <= coalesce(?, 9223372036854775807))"
+        )
+        params += [min_activity, max_activity]
+    for op, value in ((">=", ts_min), ("<=", ts_max)):
+        if value is not None:
+            conds.append(f"i.ts {op} ?")
+            params.append(float(value))
+    return ("WHERE " + " AND ".join(conds)) if conds else "", params
+
+
 def filtered_slice(
     store: Store,
     name: str,
@@ -213,16 +257,58 @@ def filtered_slice(
 ) -> pd.DataFrame:
     """Interactions matching every given filter, with item title/category and user activity."""
     inter, items = _refs(store, name)
+    where, params = _slice_filter(store, name, category, min_activity, max_activity, ts_min, ts_max)
+    # the first `limit` rows first; titles and user activity only for those
     return store._fetch_df(
         f"""
-        WITH act AS (SELECT user_id, count(*) AS user_activity FROM {inter} GROUP BY user_id)
-        SELECT i.user_id, i.position, i.ts, i.item_id, it.title, it.category, act.user_activity
-        FROM {inter} i JOIN {items} it USING (item_id) JOIN act USING (user_id)
-        WHERE (? IS NULL OR it.category = ?)
-          AND (? IS NULL OR act.user_activity >= ?) AND (? IS NULL OR act.user_activity <= ?)
-          AND (? IS NULL OR i.ts >= ?) AND (? IS NULL OR i.ts <= ?)
-        ORDER BY i.user_id, i.position LIMIT ?
+        WITH r AS (SELECT i.user_id, i.position, i.ts, i.item_id FROM {inter} i {where}
+                   ORDER BY i.user_id, i.position LIMIT ?),
+        act AS (SELECT user_id, count(*) AS user_activity FROM {inter}
+                WHERE user_id IN (SELECT user_id FROM r) GROUP BY user_id)
+        SELECT r.user_id, r.position, r.ts, r.item_id, it.title, it.category, act.user_activity
+        FROM r JOIN {items} it USING (item_id) JOIN act USING (user_id)
+        ORDER BY r.user_id, r.position
         """,
-        [category, category, min_activity, min_activity, max_activity, max_activity]
-        + [ts_min, ts_min, ts_max, ts_max, int(limit)],
+        [*params, int(limit)],
     )
+
+
+@dataclass(frozen=True)
+class SliceSummary:
+    """Counts over a whole Data Explorer slice, computed in DuckDB (no rows reach Python)."""
+
+    n_matching: int
+    top_items: pd.DataFrame  # item_id, title, category, n (most frequent first)
+    categories: pd.DataFrame  # category, n
+
+
+def slice_summary(
+    store: Store,
+    name: str,
+    category: str | None = None,
+    min_activity: int | None = None,
+    max_activity: int | None = None,
+    ts_min: float | None = None,
+    ts_max: float | None = None,
+    top: int = 25,
+) -> SliceSummary:
+    """How many interactions match the filters, their top items and their category mix."""
+    inter, items = _refs(store, name)
+    where, params = _slice_filter(store, name, category, min_activity, max_activity, ts_min, ts_max)
+    per_item = (
+        f"SELECT i.item_id, count(*) AS n FROM {inter} i {where} GROUP BY i.item_id"
+        if where
+        else f"SELECT item_id, n_interactions AS n FROM {_stats(store, name, 'item_stats')}"
+    )
+    cats = store._fetch_df(
+        f"SELECT it.category, sum(p.n)::BIGINT AS n FROM ({per_item}) p "
+        f"JOIN {items} it USING (item_id) GROUP BY ALL ORDER BY n DESC, it.category",
+        params,
+    )
+    top_items = store._fetch_df(
+        f"WITH p AS ({per_item}), t AS (SELECT * FROM p ORDER BY n DESC, item_id LIMIT ?) "
+        f"SELECT t.item_id, it.title, it.category, t.n FROM t JOIN {items} it USING (item_id) "
+        "ORDER BY t.n DESC, t.item_id",
+        [*params, int(top)],
+    )
+    return SliceSummary(int(cats["n"].sum()), top_items, cats)

@@ -19,6 +19,17 @@ from metarec_core.errors import ValidationError
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 RESERVED_NAMES = frozenset({"main", "temp", "system", "information_schema", "pg_catalog"})
 TABLES = ("interactions", "items", "users")
+# derived at import, in the same transaction, so the pages' queries scan users/items, not the log
+STATS_TABLES = {
+    "user_stats": (
+        "SELECT user_id, count(*) AS n_interactions, count(DISTINCT item_id) AS n_items, "
+        "min(ts) AS first_ts, max(ts) AS last_ts FROM {inter} GROUP BY user_id"
+    ),
+    "item_stats": (
+        "SELECT item_id, count(*) AS n_interactions, count(DISTINCT user_id) AS n_users "
+        "FROM {inter} GROUP BY item_id"
+    ),
+}
 
 REGISTRY_DDL = """
 CREATE TABLE IF NOT EXISTS main.datasets (
@@ -69,6 +80,6 @@ def quote(identifier: str) -> str:
 
 def table_ref(name: str, table: str) -> str:
     """``"<dataset>".<table>`` for a validated dataset name and a known table."""
-    if table not in TABLES:
+    if table not in TABLES and table not in STATS_TABLES:
         raise ValueError(f"unknown table {table!r}")
     return f"{quote(validate_name(name))}.{table}"

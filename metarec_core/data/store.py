@@ -26,6 +26,7 @@ from metarec_core.config import Paths
 from metarec_core.data.schema import (
     REGISTRY_COLUMNS,
     REGISTRY_DDL,
+    STATS_TABLES,
     TABLES,
     quote,
     table_ref,
@@ -163,6 +164,16 @@ class Store:
         """Fully qualified ``"catalog"."dataset".table`` of an existing dataset (for SQL)."""
         return self._qualified(self._resolve(name), table)
 
+    def has_table(self, name: str, table: str) -> bool:
+        """Whether an existing dataset has ``table`` (the stats tables are absent from views over
+        Parquet and from stores written before they existed)."""
+        rows = self._con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_catalog = ? "
+            "AND table_schema = ? AND table_name = ?",
+            [self._catalog, self._resolve(name), table],
+        ).fetchall()
+        return bool(rows)
+
     def schema_path(self, name: str) -> str:
         """The ``"catalog"."dataset"`` of an existing dataset (for a search path)."""
         return f"{quote(self._catalog)}.{quote(self._resolve(name))}"
@@ -263,6 +274,12 @@ class Store:
                     )
                 finally:
                     cur.unregister("_metarec_import_src")
+            inter = self._qualified(info.name, "interactions")
+            for table, select in STATS_TABLES.items():
+                cur.execute(
+                    f"CREATE TABLE {self._qualified(info.name, table)} AS "
+                    + select.format(inter=inter)
+                )
             values = [getattr(info, c) for c in REGISTRY_COLUMNS[:-1]] + [created]
             marks = ", ".join("?" for _ in REGISTRY_COLUMNS)
             cur.execute(f"INSERT INTO main.datasets VALUES ({marks})", values)
