@@ -8,17 +8,19 @@ from pages._shared.context import sidebar
 from pages._shared.errors import error_boundary
 from pages._shared.resources import umap_warm_up
 
-st.set_page_config(page_title="MetaRec", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="MetaRec", page_icon=":material/explore:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-    st.Page("pages/explorer.py", title="Data Explorer", icon="🔎"),
-    st.Page("pages/coldstart_lab.py", title="Cold-Start Lab", icon="🧊"),
-    st.Page("pages/category_lab.py", title="New Category Lab", icon="🏷️"),
-    st.Page("pages/embedding_map.py", title="Embedding Map", icon="🗺️"),
-    st.Page("pages/training.py", title="Training & Runs", icon="🏋️"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/explorer.py", title="Data Explorer", icon=":material/table_view:"),
+    st.Page("pages/coldstart_lab.py", title="Cold-Start Lab", icon=":material/person_add:"),
+    st.Page("pages/category_lab.py", title="New Category Lab", icon=":material/new_label:"),
+    st.Page("pages/embedding_map.py", title="Embedding Map", icon=":material/scatter_plot:"),
+    st.Page("pages/training.py", title="Training & Runs", icon=":material/model_training:"),
 ]
-WELCOME = st.Page("pages/welcome.py", title="Get started", icon="👋", default=True)
+WELCOME = st.Page(
+    "pages/welcome.py", title="Get started", icon=":material/waving_hand:", default=True
+)
 
 ctx = None
 with error_boundary("drawing the sidebar"):

@@ -6,19 +6,23 @@ catalogue ranking minus the support). One step per dataset, each in its own proc
 Full: amazon-beauty, instacart, ml-100k, k = 1, 3, 5, 10, seeds 0, 1, 2. Quick: ml-100k, k = 3,
 seed 0. Tiny: a 5k-row synthetic log, k = 3, seed 0 (checks the plumbing, not the quality).
 
+``METAREC_BENCH_KS=3 METAREC_BENCH_SEEDS=0`` narrows a run (e.g. ``--only amazon-beauty`` when
+the whole grid does not fit); the k values and seeds used are stored with the step.
+
 Figures: ``cs_<dataset>_k<k>_<method>_ndcg10`` (samples = seeds when the report has them);
 the whole table (HR@10, NDCG@10, Recall@20, coverage, popularity, intervals) goes to info.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from functools import partial
 
 import pandas as pd
 
-from benchmarks.common import Skip, Step, StepContext, bench_main, require
+from benchmarks.common import Skip, Step, StepContext, bench_main, require, tiny_config
 from metarec_core.config import SHARED_DATASETS_DIR
 
 DATASETS = ("amazon-beauty", "instacart", "ml-100k")
@@ -39,6 +43,13 @@ def _tiny_dataset(ctx: StepContext) -> str:
     return str(folder)
 
 
+def _override(var: str) -> tuple[int, ...] | None:
+    """k values or seeds from the environment ("3" or "0,1"), for a partial run that fits the
+    time available; the values used are recorded with the step and shown in the table."""
+    raw = os.environ.get(var, "").strip()
+    return tuple(int(x) for x in raw.split(",") if x.strip()) or None
+
+
 def step_dataset(ctx: StepContext, dataset: str) -> None:
     """evaluate_dataset on one dataset: every method, every k, every seed (one model per seed)."""
     evaluate_dataset = require("metarec_core.evaluate", "evaluate_dataset")
@@ -50,14 +61,14 @@ def step_dataset(ctx: StepContext, dataset: str) -> None:
         raise Skip(f"shared dataset {dataset} not found")
     else:
         source = dataset
-    ks = ctx.pick((3,), (3,), (1, 3, 5, 10))
-    seeds = ctx.pick((0,), (0,), (0, 1, 2))
+    ks = _override("METAREC_BENCH_KS") or ctx.pick((3,), (3,), (1, 3, 5, 10))
+    seeds = _override("METAREC_BENCH_SEEDS") or ctx.pick((0,), (0,), (0, 1, 2))
     interactions, items = load_frames(source)
     kwargs: dict = {"config": config_cls(device=ctx.device)}
     if ctx.tiny:
         from metarec_core.embed.encoder import FakeEncoder
 
-        kwargs = {"config": config_cls(device=ctx.device, epochs=1), "encoder": FakeEncoder()}
+        kwargs = {"config": tiny_config(config_cls, device=ctx.device), "encoder": FakeEncoder()}
     t0 = time.perf_counter()
     report = evaluate_dataset(interactions, items, ks=ks, seeds=seeds, **kwargs)
     ctx.info["seconds"] = round(time.perf_counter() - t0, 1)
@@ -82,7 +93,7 @@ def step_dataset(ctx: StepContext, dataset: str) -> None:
 
 STEPS = [
     Step(name, partial(step_dataset, dataset=name), (),
-         {"tiny": 240, "quick": 1200, "full": 4 * 3600},
+         {"tiny": 480, "quick": 1800, "full": 4 * 3600},
          modes=("tiny",) if name == "tiny" else ("quick", "full") if name == "ml-100k" else ("full",))
     for name in ("tiny", *DATASETS)
 ]  # fmt: skip

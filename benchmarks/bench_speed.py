@@ -36,6 +36,7 @@ from benchmarks.common import (
     require,
     run_child,
     timed,
+    tiny_config,
 )
 from metarec_core.config import SHARED_DATASETS_DIR
 
@@ -44,10 +45,17 @@ BATCH_USERS = (100, 1000, 10000)
 
 
 def _train_dataset(ctx: StepContext) -> str:
-    return ctx.pick("ml-100k", "ml-100k", "amazon-beauty")
+    return ctx.pick("tiny", "ml-100k", "amazon-beauty")
 
 
-def _dataset_files(name: str) -> tuple[Path, Path]:
+def _dataset_files(ctx: StepContext) -> tuple[Path, Path]:
+    """(interactions, items) files of the dataset the cold-start steps use in this mode."""
+    name = _train_dataset(ctx)
+    if name == "tiny":  # a 5k-row synthetic log written by the quality bench's tiny mode
+        from benchmarks.bench_coldstart_quality import _tiny_dataset
+
+        folder = Path(_tiny_dataset(ctx))
+        return folder / "interactions.csv", folder / "items.csv"
     folder = SHARED_DATASETS_DIR / name
     inter, items = folder / "interactions.csv.gz", folder / "items.csv.gz"
     if not inter.exists():
@@ -65,16 +73,20 @@ def _cli(*args: str) -> list[str]:
 
 # ---- cold-start ---------------------------------------------------------------------------------
 def step_train(ctx: StepContext) -> None:
-    """``metarec_core train`` on the dataset with a fresh data dir (the embedding cache is cold)."""
+    """``metarec_core train`` on the dataset with a fresh data dir (the embedding cache is cold).
+    Tiny mode trains in process with the fake encoder for one epoch (plumbing only)."""
     require("metarec_core.cli.coldstart_cmds", "register")
     name = _train_dataset(ctx)
-    inter, items = _dataset_files(name)
+    inter, items = _dataset_files(ctx)
     out, home = _model_dir(ctx), ctx.work / "train-home"
     for p in (out, home):
         shutil.rmtree(p, ignore_errors=True)
+    if ctx.tiny:
+        _train_tiny(ctx, inter.parent, out)
+        return
     cmd = _cli("train", "--interactions", str(inter), "--items", str(items), "--out", str(out),
                "--k", "3", "--device", ctx.device, "--seed", "0")  # fmt: skip
-    child = run_child(cmd, timeout_s=1200, env=child_env({"METAREC_DATA_DIR": str(home)}))
+    child = run_child(cmd, timeout_s=3000, env=child_env({"METAREC_DATA_DIR": str(home)}))
     if child.returncode != 0:
         raise RuntimeError(f"train failed (exit {child.returncode}): {child.output_tail[-800:]}")
     key = "train_beauty_s" if name == "amazon-beauty" else "train_ml100k_s"
@@ -82,7 +94,28 @@ def step_train(ctx: StepContext) -> None:
     ctx.info.update(dataset=name, train_peak_rss_mb=round(child.peak_rss_mb, 1))
     report = out / "training_report.json"
     if report.exists():
-        ctx.info["training_report"] = json.loads(report.read_text())
+        ctx.info["training_report"] = _shorten(json.loads(report.read_text()))
+
+
+def _shorten(obj, keep: int = 8):
+    """The training report with long lists (loss curves) cut to their first and last values."""
+    if isinstance(obj, dict):
+        return {k: _shorten(v, keep) for k, v in obj.items()}
+    if isinstance(obj, list) and len(obj) > 2 * keep:
+        return [*obj[:keep], f"... {len(obj) - 2 * keep} more ...", *obj[-keep:]]
+    return obj
+
+
+def _train_tiny(ctx: StepContext, folder: Path, out: Path) -> None:
+    config_cls, train_model = require("metarec_core.coldstart", "ColdStartConfig", "train_model")
+    from metarec_core.data.sources import load_frames
+    from metarec_core.embed.encoder import FakeEncoder
+
+    interactions, items = load_frames(str(folder))
+    cfg = tiny_config(config_cls, device=ctx.device)
+    seconds, model = timed(lambda: train_model(interactions, items, cfg, encoder=FakeEncoder()))
+    model.save(out)
+    ctx.add("train_tiny_s", seconds, "s")
 
 
 def _load_model(ctx: StepContext):
@@ -95,11 +128,11 @@ def _load_model(ctx: StepContext):
 
 def _supports(ctx: StepContext, n_users: int, k: int, seed: int = 0) -> pd.DataFrame:
     """Support sets of new users: k items each, drawn from real users' first interactions."""
-    inter, _ = _dataset_files(_train_dataset(ctx))
+    inter, _ = _dataset_files(ctx)
     import duckdb
 
     con = duckdb.connect()
-    order = "position" if _train_dataset(ctx) == "amazon-beauty" else "timestamp"
+    order = "timestamp" if _train_dataset(ctx) == "ml-100k" else "position"
     rows = con.execute(
         f"SELECT user_id::VARCHAR AS src, item_id::VARCHAR AS item_id, "
         f"row_number() OVER (PARTITION BY user_id ORDER BY {order}) - 1 AS position "
@@ -122,7 +155,7 @@ def step_adapt(ctx: StepContext) -> None:
     """Single-user adaptation latency per k, and batched throughput per number of users."""
     model = _load_model(ctx)
     calls, repeats = ctx.pick(5, 20, 50), ctx.pick(1, 3, 3)
-    for k in ADAPT_KS:
+    for k in ctx.pick((1, 5), ADAPT_KS, ADAPT_KS):
         sup = _supports(ctx, calls, k, seed=k)
         groups = [g for _, g in sup.groupby("user_id", sort=False)]
         model.recommend(groups[0], top=20)  # warm-up (lazy init, first kernel launches)
@@ -136,7 +169,7 @@ def step_adapt(ctx: StepContext) -> None:
         for _ in range(repeats if n < 10000 else 1):
             seconds, recs = timed(lambda sup=sup: model.recommend(sup, top=20))
             ctx.add(f"adapt_users_per_s_{n}", n / seconds, "users/s")
-        ctx.info[f"recs_rows_{n}"] = len(recs)
+        ctx.info[f"recs_rows_{n}"] = len(recs.frame)
 
 
 def step_recommend(ctx: StepContext) -> None:
@@ -191,8 +224,13 @@ def step_encode(ctx: StepContext) -> None:
     enc.encode(titles[:32])  # warm-up
     for r in range(runs):
         batch = titles[1000 + r * n : 1000 + (r + 1) * n]
+        cpu0 = time.process_time()
         seconds, _ = timed(lambda b=batch: enc.encode(b, batch_size=64))
         ctx.add("encode_titles_per_s", len(batch) / seconds, "titles/s")
+        # per CPU-second of this process (all its threads): what contention cannot take away
+        ctx.add(
+            "encode_titles_per_cpu_s", len(batch) / (time.process_time() - cpu0), "titles/CPU-s"
+        )
     cache = EmbeddingCache(enc, ctx.work / "encode-cache")
     known = titles[1000 : 1000 + n]
     cache.embed(known)  # all hits from here on
@@ -261,15 +299,15 @@ def step_umap_warm(ctx: StepContext) -> None:
 
 
 STEPS = [
-    Step("train", step_train, ("train_beauty_s", "train_ml100k_s"),
-         {"tiny": 60, "quick": 600, "full": 1300}, modes=("quick", "full")),
+    Step("train", step_train, ("train_beauty_s", "train_ml100k_s", "train_tiny_s"),
+         {"tiny": 180, "quick": 900, "full": 3100}),
     Step("adapt", step_adapt,
          tuple(f"adapt_ms_p{p}_k{k}" for k in ADAPT_KS for p in (50, 95))
          + tuple(f"adapt_users_per_s_{n}" for n in BATCH_USERS),
-         {"tiny": 120, "quick": 300, "full": 600}, modes=("quick", "full")),
+         {"tiny": 120, "quick": 300, "full": 600}),
     Step("recommend", step_recommend, ("recommend_2000_s",),
-         {"tiny": 120, "quick": 300, "full": 600}, modes=("quick", "full")),
-    Step("encode", step_encode, ("encode_titles_per_s", "cache_hits_per_s")),
+         {"tiny": 120, "quick": 300, "full": 600}),
+    Step("encode", step_encode, ("encode_titles_per_s", "encode_titles_per_cpu_s", "cache_hits_per_s")),
     Step("classify", step_classify, ("classify_10k_s", "classify_1k_s")),
     Step("umap_cold", step_umap_cold, ("umap_5k_cold_s",), {"tiny": 60, "quick": 240, "full": 240},
          processes={"tiny": 1, "quick": 1, "full": 3}, modes=("quick", "full")),

@@ -186,13 +186,15 @@ def machine_info() -> dict[str, Any]:
 # ---- running children --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChildResult:
-    """A finished child process: exit code, wall time, own peak RSS (MB), output tail."""
+    """A finished child process: exit code, wall time, own peak RSS (MB), output tail, and the
+    CPU seconds it (and the children it waited for) used."""
 
     returncode: int
     wall_s: float
     peak_rss_mb: float
     timed_out: bool
     output_tail: str
+    cpu_s: float = 0.0
 
 
 def run_child(cmd: list[str], timeout_s: float, env: dict[str, str] | None = None,
@@ -220,7 +222,8 @@ def run_child(cmd: list[str], timeout_s: float, env: dict[str, str] | None = Non
         log.seek(0)
         tail = log.read()[-4000:].decode("utf-8", "replace")
     rss_mb = usage.ru_maxrss / 1024.0 if usage is not None else 0.0  # KiB on Linux
-    return ChildResult(proc.returncode, wall, rss_mb, timed_out, tail)
+    cpu = usage.ru_utime + usage.ru_stime if usage is not None else 0.0
+    return ChildResult(proc.returncode, wall, rss_mb, timed_out, tail, cpu)
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -258,7 +261,8 @@ def _run_step(script: str, step: Step, args: argparse.Namespace) -> dict[str, An
     samples: dict[str, list[float]] = {}
     units: dict[str, str] = {}
     info: dict[str, Any] = {}
-    rss, wall, status, reason = [], 0.0, "ok", ""
+    rss, wall, cpu, status, reason = [], 0.0, 0.0, "ok", ""
+    load_before = _loadavg()
     for _ in range(n_proc):
         with tempfile.TemporaryDirectory() as tmp:
             result_file = Path(tmp) / "result.json"
@@ -268,6 +272,7 @@ def _run_step(script: str, step: Step, args: argparse.Namespace) -> dict[str, An
             child = run_child(cmd, step.timeout_s[args.mode], env=child_env())
             rss.append(child.peak_rss_mb)
             wall += child.wall_s
+            cpu += child.cpu_s
             data = json.loads(result_file.read_text()) if result_file.exists() else None
         if data is None:
             status = "timeout" if child.timed_out else "failed"
@@ -283,10 +288,22 @@ def _run_step(script: str, step: Step, args: argparse.Namespace) -> dict[str, An
             break
     figures = {k: summarise(v, units.get(k, "")) for k, v in samples.items()}
     peak = max(rss) if rss else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"status": status, "reason": reason, "wall_s": round(wall, 3),
             "peak_rss_mb": round(peak, 1) if peak else None, "processes": len(rss),
             "rss_ok": None if peak is None else peak <= RSS_LIMIT_MB,
+            # how much of the machine the step got: CPU seconds / (wall seconds x cores)
+            "cpu_s": round(cpu, 2), "cpu_share": round(cpu / (wall * (cores or 1)), 3) if wall else None,
+            "loadavg_before": load_before, "loadavg_after": _loadavg(),
             "figures": figures, "info": info}  # fmt: skip
+
+
+def _loadavg() -> float | None:
+    """The 1-minute load average (other work on the machine while a step ran)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def child_main(steps: list[Step], args: argparse.Namespace) -> int:
@@ -360,3 +377,13 @@ def require(module: str, *names: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise Skip(f"engine not available: {module}.{'/'.join(names)} ({exc})") from exc
     return objs[0] if len(objs) == 1 else objs
+
+
+def tiny_config(config_cls: Any, **kwargs: Any) -> Any:
+    """An engine config for tiny mode: one short pass, whatever fields the engine has now
+    (fields it lacks are left out, so the smoke tests follow the engine as it changes)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    short = {"epochs": 1, "min_steps": 0, "episodes": 20}
+    return config_cls(**{k: v for k, v in (short | kwargs).items() if k in names})

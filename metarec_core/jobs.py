@@ -123,7 +123,8 @@ class JobView:
         e = self.last
         if not self.active or e is None or not e.get("total") or e["current"] <= 0:
             return None
-        stage = [x for x in self.events if x["stage"] == e["stage"]]
+        key = (e.get("task"), e["stage"])
+        stage = [x for x in self.events if (x.get("task"), x["stage"]) == key]
         t0 = stage[0]["time"]
         c0 = stage[0]["current"] if len(stage) > 1 else 0
         rate = (e["current"] - c0) / max(e["time"] - t0, 1e-6) if len(stage) > 1 else 0
@@ -132,9 +133,15 @@ class JobView:
         return max(0.0, (e["total"] - e["current"]) / rate)
 
     def metric_series(self, name: str = "loss") -> list[tuple[str, int, float]]:
-        """(stage, step, value) of every event that carried ``name`` in its metrics."""
+        """(curve, step, value) of every event that carried ``name`` in its metrics; the curve is
+        the stage, prefixed with the model's name when the job trains several models."""
+        several = len(self.spec.tasks) > 1
         return [
-            (x["stage"], x["current"], float(x["metrics"][name]))
+            (
+                f"{x['task']} · {x['stage']}" if several and x.get("task") else x["stage"],
+                x["current"],
+                float(x["metrics"][name]),
+            )
             for x in self.events
             if name in x.get("metrics", {})
         ]
@@ -402,6 +409,7 @@ class JsonlProgress:
         self.min_interval = min_interval
         self._last = 0.0
         self._stage: str | None = None
+        self.task = ""  # the model being trained (run_job sets it before each task)
         self._f = open(path, "a", buffering=1)  # noqa: SIM115 - closed in close()
 
     def __call__(self, event: ProgressEvent) -> None:
@@ -417,6 +425,7 @@ class JsonlProgress:
         self._stage, self._last = event.stage, now
         rec = {
             "time": now,
+            "task": self.task,
             "stage": event.stage,
             "current": int(event.current),
             "total": int(event.total),
@@ -446,6 +455,8 @@ def run_job(job: Path, train: Callable | None = None) -> None:
     for task in spec.tasks:  # the locks now name this process
         _set_lock_pid(_lock_path(paths, spec.dataset, task.name), job.name, os.getpid())
     progress = JsonlProgress(job / "progress.jsonl")
+    progress.task = spec.tasks[0].name if spec.tasks else ""
+    progress(ProgressEvent("prepare", 0, 0, "loading the data and the engines"))
 
     def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
@@ -464,6 +475,7 @@ def run_job(job: Path, train: Callable | None = None) -> None:
             partial = final.with_name(f"{task.name}.partial-{job.name}")
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
+            progress.task = task.name
             train(spec, task, frames, partial, progress)
             meta = {
                 "name": task.name,

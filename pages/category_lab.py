@@ -5,7 +5,8 @@ import streamlit as st
 from metarec_core import services
 from metarec_core.viz import figures as fig
 from pages._shared import resources as res
-from pages._shared.context import HANDOFF_CATEGORY, context
+from pages._shared.context import HANDOFF_CATEGORY, context, demo_job
+from pages._shared.errors import error_boundary
 from pages._shared.progress import StreamlitProgress
 
 ctx = context()
@@ -32,6 +33,11 @@ mode = st.radio("How to define the new categories", MODES, horizontal=True, key=
 
 models = services.list_models(res.paths(), dataset, "categories")
 choices = ["Plain encoder prototypes"] + [m.name for m in models]
+if not models and demo_job(ctx):
+    st.info(
+        "The demo category model is training in the background (progress in the sidebar); "
+        "plain encoder prototypes work meanwhile."
+    )
 c1, c2, c3 = st.columns([2, 1, 1])
 model_choice = c1.selectbox("Model", choices, index=1 if models else 0, key="cat_model")
 open_set = c2.toggle("Open set ('none of these')", value=False, key="cat_open")
@@ -48,9 +54,10 @@ if mode == MODES[0]:
         )
     seed = st.number_input("Seed", 0, 10_000, 0, key="cat_seed")
     if st.button("Run", type="primary", key="cat_run_btn"):
-        labels, query, truth = services.category_task(items, chosen, k, int(seed), foreign)
-        st.session_state["cat_task"] = {"labels": labels, "query": query, "truth": truth}
-        st.session_state["cat_dirty"] = True
+        with error_boundary("choosing the labelled examples"):
+            labels, query, truth = services.category_task(items, chosen, k, int(seed), foreign)
+            st.session_state["cat_task"] = {"labels": labels, "query": query, "truth": truth}
+            st.session_state["cat_dirty"] = True
 else:
     labels = st.session_state.setdefault("cat_search_labels", {})
     a, b = st.columns([1, 2])
@@ -92,16 +99,18 @@ if task and st.session_state.pop("cat_dirty", False):
         m = {x.name: x for x in models}[model_choice]
         model = res.category_model(str(m.path), m.created)
     bar = StreamlitProgress("Embedding and classifying…")
-    st.session_state["cat_result"] = services.classify_categories(
-        items,
-        task["labels"],
-        task["query"],
-        task["truth"],
-        model,
-        open_set,
-        encoder=res.encoder(res.encoder_name()),
-        progress=bar,
-    )
+    with error_boundary("classifying the products"):
+        st.session_state["cat_result"] = services.classify_categories(
+            items,
+            task["labels"],
+            task["query"],
+            task["truth"],
+            model,
+            open_set,
+            encoder=res.encoder(res.encoder_name()),
+            progress=bar,
+            model_name=None if model is None else model_choice,
+        )
     bar.clear()
 
 run = st.session_state.get("cat_result")

@@ -3,28 +3,22 @@
 import pandas as pd
 import streamlit as st
 
-from metarec_core import jobs, services
+from metarec_core import services
 from metarec_core.viz import figures as fig
 from pages._shared import resources as res
-from pages._shared.context import HANDOFF_USER, context
+from pages._shared.context import HANDOFF_USER, context, wait_for_model
+from pages._shared.errors import error_boundary
 
 ctx = context()
 dataset = ctx.require_dataset()
 st.title("Cold-Start Lab")
 if ctx.model is None:
-    running = [j for j in jobs.list_jobs(res.paths(), dataset) if j.active]
-    if running:
-        st.info(
-            "The first cold-start model is being trained in the background (progress in the "
-            "sidebar and on Training & Runs). This page unlocks when it is done."
-        )
-    else:
-        st.info("No cold-start model for this dataset yet: train one on **Training & Runs**.")
-    st.stop()
+    wait_for_model(ctx, "The Cold-Start Lab")
 
 from metarec_core.coldstart import METHODS  # noqa: E402 - only once a model exists
 
-model = res.coldstart_model(str(ctx.model.path), ctx.model.created)
+with st.spinner("Loading the cold-start model…"):  # once per server process and model
+    model = res.coldstart_model(str(ctx.model.path), ctx.model.created)
 items = res.catalogue(ctx.db, dataset)
 inter = res.interactions(ctx.db, dataset)
 st.caption(f"Model **{ctx.model.name}** · the users below were held out of its training.")
@@ -59,8 +53,26 @@ def _show_list(col, title: str, df: pd.DataFrame, after: bool) -> None:
     )
 
 
+held = services.held_out_users(ctx.model, inter, 1)
+
+
+def _adapt_held_out(user: str, k: int, method: str, baseline: str, top: int) -> None:
+    """Adapt to a real user's first k interactions (its later ones are the ground truth)."""
+    history = inter[inter["user_id"] == user]
+    if history.empty:
+        st.error(f"No user '{user}' in {dataset}.")
+        return
+    if user not in set(held["user_id"]):
+        st.warning(
+            "This user was part of the model's training data: its later items are not a fair test."
+        )
+    with error_boundary("adapting to the user"):
+        st.session_state["cs_result"] = services.adapt_held_out(
+            model, items, history, k, method, baseline, top
+        )
+
+
 with tab_user:
-    held = services.held_out_users(ctx.model, inter, 1)
     source = st.radio(
         "User", ["Held-out real user", "Build a new user"], horizontal=True, key="cs_source"
     )
@@ -82,18 +94,7 @@ with tab_user:
             user = typed
         go = st.button("Adapt", type="primary", key="cs_adapt")
         if go:
-            history = inter[inter["user_id"] == str(user)]
-            if history.empty:
-                st.error(f"No user '{user}' in {dataset}.")
-            else:
-                if str(user) not in set(held["user_id"]):
-                    st.warning(
-                        "This user was part of the model's training data: its later items "
-                        "are not a fair test."
-                    )
-                st.session_state["cs_result"] = services.adapt_held_out(
-                    model, items, history, int(k), method, baseline, int(top)
-                )
+            _adapt_held_out(str(user), int(k), method, baseline, int(top))
     else:
         picked = st.session_state.setdefault("cs_custom_items", [])
         text = st.text_input("Search the catalogue", key="cs_search")
@@ -112,9 +113,10 @@ with tab_user:
             picked.clear()
         st.write("History: " + (" → ".join(str(titles.get(i, i)) for i in picked) or "empty"))
         if st.button("Adapt", type="primary", key="cs_adapt_new", disabled=not picked):
-            st.session_state["cs_result"] = services.adapt_user(
-                model, items, list(picked), None, method, baseline, int(top)
-            )
+            with error_boundary("adapting to the new user"):
+                st.session_state["cs_result"] = services.adapt_user(
+                    model, items, list(picked), None, method, baseline, int(top)
+                )
 
     r = st.session_state.get("cs_result")
     if r is not None:
@@ -129,10 +131,13 @@ with tab_user:
         if len(r.metrics):
             m = st.columns(len(r.metrics))
             for col, (_, row) in zip(m, r.metrics.iterrows(), strict=False):
+                gain = row["after"] - row["before"]
                 col.metric(
                     f"{row['metric']} (after)",
                     f"{row['after']:.3f}",
-                    f"{row['after'] - row['before']:+.3f} vs before",
+                    f"{gain:+.3f} vs before" if abs(gain) >= 5e-4 else "same as before",
+                    delta_color="normal" if abs(gain) >= 5e-4 else "off",
+                    delta_arrow="auto" if abs(gain) >= 5e-4 else "off",
                 )
         st.markdown("Support: " + " · ".join(r.support["title"].fillna(r.support["item_id"])))
         left, right = st.columns(2)
@@ -166,9 +171,10 @@ with tab_cohort:
     )
     if st.button("Run cohort", type="primary", key="cs_co_run"):
         users = held["user_id"].head(n_users).tolist()
-        st.session_state["cs_cohort"] = services.cohort(
-            model, inter, users, int(k_co), methods, base_co
-        )
+        with error_boundary("running the cohort"):
+            st.session_state["cs_cohort"] = services.cohort(
+                model, inter, users, int(k_co), methods, base_co
+            )
     co = st.session_state.get("cs_cohort")
     if co is not None:
         st.caption(f"{co.per_user['user_id'].nunique()} users · k = {co.k} · {co.seconds:.1f} s")

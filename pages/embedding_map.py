@@ -8,12 +8,30 @@ from metarec_core import services
 from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import HANDOFF_CATEGORY, HANDOFF_USER, context
+from pages._shared.errors import error_boundary
 from pages._shared.progress import StreamlitProgress
 
 ctx = context()
 dataset = ctx.require_dataset()
 st.title("Embedding Map")
 items = res.catalogue(ctx.db, dataset)
+
+K_MAP = 3  # support size of a user picked on the map
+
+
+def _adapted(user: str) -> services.AdaptResult | None:
+    """A held-out user adapted by the active model (kept for this session, per model and user)."""
+    key = (ctx.model.name, user)
+    memo = st.session_state.setdefault("map_adapted", {})
+    if key not in memo:
+        with error_boundary(f"adapting to user {user}"):
+            model = res.coldstart_model(str(ctx.model.path), ctx.model.created)
+            inter = res.interactions(ctx.db, dataset)
+            history = inter[inter["user_id"] == user]
+            memo.clear()  # one user at a time is enough
+            memo[key] = services.adapt_held_out(model, items, history, K_MAP)
+    return memo.get(key)
+
 
 c1, c2, c3 = st.columns([2, 1, 2])
 n_max = len(items)
@@ -30,7 +48,19 @@ else:
     sample = n_max
     c1.caption(f"All {n_max} items are on the map.")
 seed = c2.number_input("Sample seed", 0, 1000, 0, key="map_seed")
-show_user = c3.toggle("Show the Cold-Start Lab's user", value=True, key="map_user")
+NOBODY, LAB_USER = "(nobody)", "the Cold-Start Lab's last user"
+held = []
+if ctx.model is not None:
+    held = services.held_out_users(ctx.model, res.interactions(ctx.db, dataset), K_MAP)
+    held = held["user_id"].head(300).tolist()
+user_choice = c3.selectbox(
+    "User on the map",
+    [NOBODY, LAB_USER, *held],
+    index=1,
+    key="map_user",
+    help=f"A held-out user is adapted by the active model from their first {K_MAP} items.",
+    format_func=lambda u: u if u in (NOBODY, LAB_USER) else f"held-out user {u}",
+)
 
 bar = StreamlitProgress("Preparing the map…")
 imap = services.item_map(
@@ -48,8 +78,12 @@ st.caption(
 )
 
 overlays = [imap.prototypes]
-result = st.session_state.get("cs_result")
-if show_user and result is not None:
+result = None
+if user_choice == LAB_USER:
+    result = st.session_state.get("cs_result")
+elif user_choice != NOBODY:
+    result = _adapted(str(user_choice))
+if result is not None:
     overlays.append(
         services.map_overlay(
             imap,
@@ -60,10 +94,10 @@ if show_user and result is not None:
             encoder=res.encoder(res.encoder_name()),
         )
     )
-elif show_user:
+elif user_choice == LAB_USER:
     st.caption(
-        "Adapt a user in the Cold-Start Lab to see it here (support ★, before/after ✕, "
-        "recommended ○)."
+        "Adapt a user in the Cold-Start Lab, or pick a held-out user above, to see it here "
+        "(support ★, before/after ✕, recommended ○)."
     )
 
 event = st.plotly_chart(

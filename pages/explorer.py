@@ -1,5 +1,7 @@
 """Data Explorer: filtered slices as sortable tables and charts, and a read-only SQL box."""
 
+from datetime import UTC, datetime, time
+
 import streamlit as st
 
 from metarec_core import services
@@ -13,29 +15,51 @@ st.title(f"Data Explorer · {dataset}")
 
 tab_slice, tab_sql = st.tabs(["Filter", "SQL"])
 
+
+def _time_filter(col, ov) -> tuple[float, float] | None:
+    """A date range slider (timestamps) or an order-position slider; None = everything."""
+    lo, hi = float(ov.summary["ts_min"] or 0), float(ov.summary["ts_max"] or 0)
+    if hi <= lo:
+        return None
+    if ov.order_kind != "timestamp":
+        picked = col.slider("Order position range", lo, hi, (lo, hi), key="ex_ts")
+        return None if picked == (lo, hi) else picked
+    d_lo, d_hi = (datetime.fromtimestamp(t, tz=UTC).date() for t in (lo, hi))
+    if d_hi <= d_lo:
+        return None
+    picked = col.slider("Date range", d_lo, d_hi, (d_lo, d_hi), key="ex_dates")
+    if picked == (d_lo, d_hi):
+        return None
+    start = datetime.combine(picked[0], time.min, tzinfo=UTC).timestamp()
+    end = datetime.combine(picked[1], time.max, tzinfo=UTC).timestamp()
+    return start, end
+
+
 with tab_slice:
     cats = res.categories_of(ctx.db, dataset)
     ov = res.overview(ctx.db, dataset, 5)
     c1, c2, c3 = st.columns([2, 2, 3])
     category = c1.selectbox("Category", ["(all)", *cats], key="ex_category")
     activity = c2.selectbox("User activity", list(services.ACTIVITY_BUCKETS), key="ex_activity")
-    lo, hi = float(ov.summary["ts_min"] or 0), float(ov.summary["ts_max"] or 0)
-    ts_range = None
-    if hi > lo:
-        ts_range = c3.slider("Order / time range (ts)", lo, hi, (lo, hi), key="ex_ts")
-        if ts_range == (lo, hi):
-            ts_range = None
+    ts_range = _time_filter(c3, ov)
     sl = res.explore(
         ctx.db, dataset, None if category == "(all)" else category, activity, ts_range, 5000
     )
-    st.caption(f"{len(sl.rows):,} interactions shown (at most 5,000) · {sl.seconds * 1000:.0f} ms")
+    more = f"{sl.n_matching:,} interactions match"
+    st.caption(f"{more} · the first {len(sl.rows):,} below · {sl.seconds * 1000:.0f} ms")
     left, right = st.columns(2)
     left.plotly_chart(
         fig.category_bar(sl.categories, "n", title="Slice by category"), key="ex_cat_chart"
     )
-    chart = fig.result_chart(sl.top_items[["title", "n"]])
-    if chart is not None:
-        right.plotly_chart(chart, key="ex_top_chart")
+    right.plotly_chart(
+        fig.category_bar(
+            sl.top_items[["title", "n"]].rename(columns={"title": "category"}),
+            "n",
+            15,
+            "Most frequent items",
+        ),
+        key="ex_top_chart",
+    )
     st.markdown("**Interactions** (click a column header to sort)")
     st.dataframe(sl.rows, hide_index=True, key="ex_rows")
     st.download_button(

@@ -25,6 +25,7 @@ c[4].metric(
     f"{int(s['n_cold_users']):,}",
     f"{share:.1%} of users",
     delta_color="off",
+    delta_arrow="off",
 )
 
 left, right = st.columns(2)

@@ -8,13 +8,35 @@ import streamlit as st
 from metarec_core import jobs, services
 from metarec_core.viz import figures as fig
 from pages._shared import resources as res
-from pages._shared.context import MODEL_KEY, context, device_badge
+from pages._shared.context import MODEL_KEY, context, device_badge, job_progress
 from pages._shared.errors import error_boundary
 
 ctx = context()
 dataset = ctx.require_dataset()
 paths = res.paths()
 st.title("Training & Runs")
+
+
+def _start(kind: str, method: str, k: int, epochs: int, device: str, name: str) -> None:
+    """Start a background job for the form's choices (ConflictError when the name is taken)."""
+    is_cs = kind == "cold-start users"
+    kind_id = "coldstart" if is_cs else "categories"
+    config = (
+        services.coldstart_overrides(method, int(k), int(epochs))
+        if is_cs
+        else {"episodes": int(epochs) * 100}
+    )
+    job_id = services.start_training(
+        ctx.store,
+        dataset,
+        [(kind_id, name.strip() or services.default_model_name(kind_id), config)],
+        device=device,
+        encoder=res.encoder_name(),
+        paths=paths,
+        label=kind,
+    )
+    st.toast(f"Started job {job_id}")
+
 
 # ---- launch ------------------------------------------------------------------------------------
 with st.expander("Train a new model", expanded=not services.list_models(paths, dataset)):
@@ -33,23 +55,8 @@ with st.expander("Train a new model", expanded=not services.list_models(paths, d
         )
         go = st.form_submit_button("Start training", type="primary")
     if go:
-        is_cs = kind == "cold-start users"
-        kind_id = "coldstart" if is_cs else "categories"
-        config = (
-            services.coldstart_overrides(method, int(k), int(epochs))
-            if is_cs
-            else {"episodes": int(epochs) * 100}
-        )
-        job_id = services.start_training(
-            ctx.store,
-            dataset,
-            [(kind_id, name.strip() or services.default_model_name(kind_id), config)],
-            device=device,
-            encoder=res.encoder_name(),
-            paths=paths,
-            label=f"{kind}",
-        )
-        st.toast(f"Started job {job_id}")
+        with error_boundary("starting the training"):
+            _start(kind, method, int(k), int(epochs), device, name)
 
 # ---- jobs (live) -------------------------------------------------------------------------------
 all_jobs = jobs.list_jobs(paths, dataset)
@@ -61,16 +68,11 @@ def _job_panel(view: jobs.JobView) -> None:
     head = f"**{view.spec.label or 'training'}** → `{names}` · {view.state} · {view.elapsed:.0f} s"
     st.markdown(head)
     if view.active:
-        last = view.last or {}
-        eta = f" · ETA {view.eta_s:.0f} s" if view.eta_s is not None else ""
-        st.progress(
-            view.fraction,
-            text=f"{last.get('stage', 'starting')} "
-            f"{last.get('current', 0)}/{last.get('total', 0)}{eta}",
-        )
+        job_progress(view)
         if st.button("Cancel", key=f"tr_cancel_{view.job_id}"):
-            jobs.cancel_job(view.job_id, paths)
-            st.rerun()
+            with error_boundary("cancelling the job"):
+                jobs.cancel_job(view.job_id, paths)
+                st.rerun()
     elif view.state == "failed":
         st.error(view.error or "failed")
         if view.log_tail:
@@ -155,6 +157,7 @@ if b1.button("Make active", key="tr_activate"):
     st.rerun()
 confirm = b3.checkbox("Yes, delete it", key="tr_confirm")
 if b2.button("Delete", key="tr_delete", disabled=not confirm):
-    services.delete_model(paths, m)
-    st.session_state.pop("tr_confirm", None)
-    st.rerun()
+    with error_boundary(f"deleting {m.name}"):
+        services.delete_model(paths, m)
+        st.session_state.pop("tr_confirm", None)
+        st.rerun()

@@ -58,6 +58,20 @@ def test_speed_script_tiny_emits_json_with_keys(tmp_path):
         assert fig["n"] == 3 and fig["min"] <= fig["median"] <= fig["max"]
 
 
+def test_coldstart_speed_steps_tiny(tmp_path):
+    """train (fake encoder, 1 epoch) -> adapt latency/throughput -> recommend CLI, end to end."""
+    out = tmp_path / "speed.json"
+    res = _run(["benchmarks.bench_speed", "--tiny", "--only", "train,adapt,recommend",
+                "--out", str(out)], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    steps = json.loads(out.read_text())["steps"]
+    assert {s: steps[s]["status"] for s in steps} == dict.fromkeys(steps, "ok"), steps
+    figs = steps["adapt"]["figures"]
+    assert figs["adapt_ms_p50_k5"]["median"] > 0 and figs["adapt_users_per_s_100"]["median"] > 0
+    assert steps["adapt"]["info"]["recs_rows_100"] == 100 * 20
+    assert steps["recommend"]["figures"]["recommend_200_s"]["median"] > 0
+
+
 def test_run_all_tiny_writes_latest_dated_copy_and_readme(tmp_path):
     results, readme = tmp_path / "results", tmp_path / "README.md"
     readme.write_text(f"# Bench\n\nintro\n\n{report.START}\nOLD-TABLES\n{report.END}\n\noutro\n")
@@ -113,11 +127,12 @@ def test_report_renders_quality_tables():
 )
 def test_speed_suite_on_cuda(tmp_path):
     out = tmp_path / "speed.json"
-    res = _run(["benchmarks.bench_speed", "--tiny", "--device", "cuda", "--only", "encode",
-                "--out", str(out)], tmp_path)  # fmt: skip
+    res = _run(["benchmarks.bench_speed", "--tiny", "--device", "cuda", "--only",
+                "encode,train,adapt,recommend", "--out", str(out)], tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
-    assert data["device"] == "cuda" and data["steps"]["encode"]["status"] == "ok"
+    assert data["device"] == "cuda"
+    assert {n: s["status"] for n, s in data["steps"].items()} == dict.fromkeys(data["steps"], "ok")
 
 
 def test_parquet_direct_answers_the_page_queries(tmp_path):

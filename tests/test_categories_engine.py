@@ -9,7 +9,12 @@ import pytest
 from metarec_core.categories import CategoryConfig, CategoryModel, classify
 from metarec_core.categories.engine import leave_one_out_scores, score
 from metarec_core.categories.episodes import EpisodeSampler
-from metarec_core.categories.protonet import l2n, prototypes, refine_prototypes
+from metarec_core.categories.protonet import (
+    l2n,
+    label_propagation,
+    prototypes,
+    refine_prototypes,
+)
 from metarec_core.embed.encoder import FakeEncoder
 from metarec_core.errors import ValidationError
 
@@ -73,7 +78,8 @@ def test_prototype_equals_class_mean():
 
 def test_plain_classify_prototypes_are_normalised_class_means(tmp_path):
     enc = FakeEncoder()
-    result = classify(_support(), _query(), encoder=enc, cache_dir=tmp_path)
+    plain = CategoryModel.plain()
+    result = classify(_support(), _query(), plain, encoder=enc, cache_dir=tmp_path)
     s = _support()
     x = enc.encode(s["title"].tolist())
     for c, name in enumerate(result.categories):
@@ -186,3 +192,81 @@ def test_config_validates():
     with pytest.raises(ValidationError):
         CategoryConfig(n_way=1)
     assert CategoryConfig.from_dict({"rank": 8, "unknown": 1}).rank == 8
+
+
+def test_label_propagation_follows_the_neighbourhood():
+    # Two tight clusters; the prior is wrong for one query that sits inside cluster 0.
+    rng = np.random.default_rng(0)
+    centers = l2n(rng.normal(size=(2, 16)))
+    zq = l2n(np.repeat(centers, 15, axis=0) + 0.05 * rng.normal(size=(30, 16)))
+    zs = l2n(centers + 0.05 * rng.normal(size=(2, 16)))
+    prior = np.tile([0.5, 0.5], (30, 1))
+    prior[3] = [0.2, 0.8]  # misled by its own prototype similarity
+    f = label_propagation(zs, np.array([0, 1]), zq, prior, 0.9, 5, 0.3)
+    np.testing.assert_allclose(f.sum(1), 1.0, atol=1e-6)
+    assert (f.argmax(1) == np.repeat([0, 1], 15)).all()
+
+
+def test_untrained_is_the_default_and_deterministic(tmp_path):
+    enc = TopicEncoder()
+    titles = FRUIT + DAIRY + SOAP
+    query = pd.DataFrame(
+        {
+            "item_id": [f"q{i}" for i in range(30)],
+            "title": [f"{t} {i}" for i in range(2) for t in titles],
+        }
+    )
+    a = classify(_support(2), query, encoder=enc, cache_dir=tmp_path)
+    b = classify(_support(2), query, encoder=enc, cache_dir=tmp_path)
+    assert a.model_used.startswith("encoder prototypes without meta-training")
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    truth = [t for _ in range(2) for t in ["fruit"] * 5 + ["dairy"] * 5 + ["soap"] * 5]
+    assert (a.predictions["category"] == truth).mean() >= 0.9
+    np.testing.assert_allclose(a.scores.probs.sum(1), 1.0, atol=1e-6)
+
+
+def test_open_set_threshold_separates_support_from_other_categories(tmp_path):
+    enc = TopicEncoder()
+    titles = FRUIT[3:] + DAIRY[3:] + SOAP[3:]
+    foreign = ["zxqv 9000 turbo wrench kit", "qwerty drill bit 12mm", "xk-77 spark plug"]
+    query = pd.DataFrame(
+        {"item_id": [f"q{i}" for i in range(len(titles) + 3)], "title": titles + foreign}
+    )
+    res = classify(_support(3), query, open_set=True, encoder=enc, cache_dir=tmp_path)
+    pred = res.predictions["category"]
+    assert pred.iloc[-3:].isna().all()  # the foreign items
+    assert pred.iloc[:-3].notna().mean() >= 0.5
+    conf = res.predictions["confidence"]
+    assert conf.between(0, 1).all()
+    quantile = CategoryModel.untrained(CategoryConfig(open_set_rule="quantile"))
+    low = classify(_support(3), query, quantile, open_set=True, encoder=enc, cache_dir=tmp_path)
+    assert res.threshold >= low.threshold
+
+
+def test_projection_is_kept_only_when_it_transfers(monkeypatch):
+    from metarec_core.categories import train
+    from metarec_core.categories.train import fit_projection
+
+    monkeypatch.setattr(train, "VALIDATION_EPISODES", 6)
+
+    rng = np.random.default_rng(0)
+    centers = l2n(rng.normal(size=(16, 16)))
+    y = np.repeat(np.arange(16), 12)
+    x = l2n(centers[y] + 0.3 * rng.normal(size=(len(y), 16))).astype(np.float32)
+    cats = [f"c{i}" for i in range(16)]
+    cfg = CategoryConfig(encoder="fake", episodes=20, rank=4, n_way=5)
+    matrix, temperature, history, validation = fit_projection(x, y, centers, cats, cfg)
+    assert validation["held_back_categories"]  # whole groups were held back
+    assert (matrix is not None) == validation["projection_kept"]
+    if matrix is None:
+        assert "did not transfer" in history["note"]
+    off = fit_projection(x, y, centers, cats, CategoryConfig(encoder="fake", episodes=0))
+    assert off[0] is None and "disabled" in off[2]["note"]
+
+
+def test_name_weight_grows_as_examples_shrink():
+    from metarec_core.categories.engine import name_weights
+
+    w = name_weights(1.0, np.array([0, 1, 4, 16]), by_shots=True)
+    np.testing.assert_allclose(w, [2.0, 2.0, 1.0, 0.5])
+    np.testing.assert_allclose(name_weights(0.7, np.array([1, 5]), by_shots=False), [0.7, 0.7])

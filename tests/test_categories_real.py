@@ -23,7 +23,7 @@ QUERY = [("q1", "Organic Bananas"), ("q2", "Organic Skim Milk"), ("q3", "Pretzel
 
 @pytest.mark.slow
 def test_organic_bananas_land_in_fruit(tmp_path):
-    from metarec_core.categories import classify
+    from metarec_core.categories import CategoryModel, classify
 
     support = pd.DataFrame(SUPPORT, columns=["item_id", "title", "category"])
     query = pd.DataFrame(QUERY, columns=["item_id", "title"])
@@ -31,7 +31,9 @@ def test_organic_bananas_land_in_fruit(tmp_path):
     pred = dict(zip(res.predictions["item_id"], res.predictions["category"], strict=True))
     assert pred["q1"] == "fresh fruits"
     assert pred["q2"] == "milk"
-    assert res.model_used == "plain encoder prototypes"
+    assert res.model_used.startswith("encoder prototypes without meta-training")
+    plain = classify(support, query, CategoryModel.plain(), cache_dir=tmp_path)
+    assert plain.predictions["category"].iloc[0] == "fresh fruits"
 
 
 @pytest.mark.gpu

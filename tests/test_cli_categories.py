@@ -101,7 +101,9 @@ def test_default_model_is_used_when_present(files, capsys):
         "fake",
     )
     assert _run(*args) == 0
-    assert "model: plain encoder prototypes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model: encoder prototypes without meta-training (no trained model)" in err
+    assert "train-categories --default" in err
     assert (
         _run(
             "train-categories",
@@ -185,3 +187,14 @@ def test_unknown_columns(files, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "missing column item_id" in err
+
+
+def test_lazy_encoder_loads_nothing_until_a_text_is_missing(monkeypatch):
+    from metarec_core.embed import service
+
+    def boom(name):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(service, "get_encoder", boom)
+    enc = service.lazy_encoder("minilm")
+    assert (enc.model_id, enc.dim) == ("all-MiniLM-L6-v2", 384)

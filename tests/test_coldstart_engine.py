@@ -15,7 +15,9 @@ from metarec_core.embed.encoder import FakeEncoder
 from metarec_core.errors import ConflictError, MetaRecError, ValidationError
 
 N_ITEMS, N_GROUPS = 48, 4
-TINY = ColdStartConfig(epochs=2, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu")
+TINY = ColdStartConfig(
+    epochs=2, min_steps=0, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu"
+)
 
 
 def tiny_frames(n_users: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,7 +75,7 @@ def test_inner_loop_with_zero_lr_changes_nothing(model):
     batch, net = _batch(model), model.meta
     phi0 = net.init_phi(*batch.support.shape)
     lrs = net.inner_lrs(zero=True)
-    phi, curve = adapt(phi0, batch.args(net.pos), net.tables(), net.u0, net.beta, lrs, steps=3)
+    phi, curve = adapt(phi0, batch.args(net.pos), net.tables(), net.u0, net.mix(), lrs, steps=3)
     for key in phi0:
         assert torch.equal(phi[key], phi0[key])
     assert torch.allclose(curve, curve[:, :1].expand_as(curve))
@@ -86,7 +88,7 @@ def test_one_adaptation_step_lowers_support_loss(model):
     phi0 = net.init_phi(*batch.support.shape)
     lrs = {k: torch.full_like(v, 0.1) for k, v in net.inner_lrs().items()}
     with torch.no_grad():
-        _, curve = adapt(phi0, batch.args(net.pos), net.tables(), net.u0, net.beta, lrs, steps=1)
+        _, curve = adapt(phi0, batch.args(net.pos), net.tables(), net.u0, net.mix(), lrs, steps=1)
     assert (curve[:, 1] < curve[:, 0]).all()
 
 
@@ -121,7 +123,9 @@ def test_explanations_and_loss_curves(model):
 
 
 def test_seeds_make_training_reproducible(frames):
-    cfg = ColdStartConfig(epochs=1, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu")
+    cfg = ColdStartConfig(
+        epochs=1, min_steps=0, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu"
+    )
     a = train_model(*frames, cfg, encoder=FakeEncoder())
     b = train_model(*frames, cfg, encoder=FakeEncoder())
     fa = a.recommend(support_frame(), top=10).frame

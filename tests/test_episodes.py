@@ -68,6 +68,38 @@ def test_epoch_covers_each_user_once_and_is_seeded(con):
     assert sum(len(x) for x in _sampler(con, batch_users=2).batches(n_batches=3)) > 0
 
 
+def test_block_shuffle_still_covers_each_user_once(con):
+    order = [u for b in _sampler(con, k_support=1, batch_users=1, block_users=2).epoch(3)
+             for u in b.user_ids]  # fmt: skip
+    assert sorted(order) == ["u1", "u3", "u4"]  # u2 has no query item left at k=1
+    # users come in blocks of 2 consecutive ids: {u1, u2} and {u3, u4} are never interleaved
+    blocks = [{"u1": 0, "u3": 1, "u4": 1}[u] for u in order]
+    assert blocks in ([0, 1, 1], [1, 1, 0])
+
+
+def test_prefetch_keeps_order_and_reraises():
+    assert list(prefetch(iter(range(5)), depth=2)) == list(range(5))
+
+    def broken():
+        yield 1
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        list(prefetch(broken()))
+
+    fetched = []
+
+    def slow():
+        for i in range(100):
+            fetched.append(i)
+            yield i
+
+    gen = prefetch(slow(), depth=1)
+    assert next(gen) == 0
+    gen.close()  # the worker stops instead of running on in the background
+    assert len(fetched) <= 3
+
+
 def test_ranks_get_disjoint_shares(con):
     shares = [
         set(_sampler(con, k_support=1, rank=r, world_size=2).user_ids.tolist()) for r in (0, 1)

@@ -119,3 +119,23 @@ def test_task_names_are_validated():
         jobs.TrainTask("categories", "../escape")
     with pytest.raises(ValueError):
         jobs.TrainTask("unknown", "x")
+
+
+def test_several_models_in_one_job_keep_their_curves_and_etas_apart():
+    tasks = (
+        jobs.TrainTask("coldstart", "cs", {}),
+        jobs.TrainTask("categories", "cats", {}),
+    )
+    spec = jobs.JobSpec(DATASET, tasks, device="cpu", encoder="fake")
+    loss = {"loss": 2.0}
+    events = [
+        {"time": 0.0, "task": "cs", "stage": "meta-train", "current": 0, "total": 10},
+        {"time": 10.0, "task": "cs", "stage": "meta-train", "current": 10, "total": 10},
+        {"time": 20.0, "task": "cats", "stage": "meta-train", "current": 0, "total": 100},
+        {"time": 30.0, "task": "cats", "stage": "meta-train", "current": 50, "total": 100},
+    ]
+    for e in events:
+        e["metrics"] = loss
+    view = jobs.JobView("j", spec, "running", 0.0, 0.0, None, None, ["cs"], events)
+    assert {c for c, _, _ in view.metric_series("loss")} == {"cs · meta-train", "cats · meta-train"}
+    assert view.eta_s == pytest.approx(10.0)  # from the categories model's own rate

@@ -54,3 +54,24 @@ def test_mean_ci95():
     # t(0.975, 2) = 4.302653; sd = 1; n = 3
     assert h == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
     assert mean_ci95([0.5]) == (0.5, 0.0)
+
+
+def test_protocol_split_and_support_query():
+    """10% cold users (capped), support = first k in order, query = later distinct non-support."""
+    import pandas as pd
+
+    from metarec_core.evaluate.protocol import cold_tasks, split_users
+
+    rows = [(f"u{u:03d}", f"i{(u + p) % 7}", p) for u in range(200) for p in range(4)]
+    rows += [("zz", x, p) for p, x in enumerate(["a", "b", "a", "c", "b", "d"])]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "position"]).sample(
+        frac=1, random_state=0
+    )
+    warm, cold = split_users(inter, seed=0)
+    assert len(cold) == 20 and not set(warm) & set(cold) and len(warm) + len(cold) == 201
+    assert list(split_users(inter, seed=0)[1]) == list(cold)
+    assert list(split_users(inter, seed=1)[1]) != list(cold)
+    users, supports, queries = cold_tasks(inter, ["zz", "u000"], k=2)
+    assert users == ["u000", "zz"]
+    assert supports[1] == ["a", "b"] and queries[1] == ["c", "d"]
+    assert supports[0] == ["i0", "i1"] and queries[0] == ["i2", "i3"]

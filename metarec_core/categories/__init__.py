@@ -5,13 +5,17 @@ Public API (all results are CPU-side numpy / pandas):
 - ``CategoryConfig``: frozen settings, validated on construction.
 - ``train_category_model(items, config=None, progress=no_progress, encoder=None,
   category_column="category", text_column=None) -> CategoryModel``: embed a labelled catalogue
-  (cached) and meta-train the residual projection episodically on its categories.
+  (cached) and meta-train the residual projection episodically on its categories; the projection
+  is kept only if it beats the encoder space on held-back groups of categories.
 - ``CategoryModel``: ``.save(dir)`` / ``CategoryModel.load(dir)`` (config.json,
-  projection.safetensors, training_report.json); ``CategoryModel.plain()`` = no training.
+  projection.safetensors, training_report.json); ``CategoryModel.plain()`` = the plain-prototype
+  baseline; ``CategoryModel.untrained()`` = encoder space with centring, name prior and label
+  propagation (what ``classify`` uses when no trained model exists).
 - ``default_model_dir()`` / ``load_default_model()``: where ``train-categories --default``
   writes, and the model ``classify`` uses when none is given (None if absent).
 - ``classify(support, query, model=None, open_set=False, encoder=None, progress=...) ->
-  Classification``: support = item_id, title (or name), category; query = item_id, title.
+  Classification``: support = item_id, title (or name), category; query = item_id, title;
+  ``model=None`` means ``CategoryModel.untrained()``.
   ``.predictions`` has item_id, category (None = "none of these"), confidence; also
   ``.prototypes``, ``.threshold``, ``.leave_one_out``, ``.model_used``.
 - Validation aids on a Classification: ``leave_one_out``, ``confusion``,

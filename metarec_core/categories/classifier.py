@@ -35,7 +35,7 @@ class Classification:
         prototypes: (C, D) unit prototypes in the model's space.
         threshold: open-set similarity threshold (None when closed set).
         leave_one_out: leave-one-out accuracy on the support alone (None if not estimable).
-        model_used: "trained model at X" or "plain encoder prototypes".
+        model_used: which model was used, for people (``CategoryModel.description``).
         used_names: whether the category names were used as a prior (decided on the support).
         skipped_empty: support and query rows skipped because their title was empty.
         support: the cleaned support (item_id, title, category).
@@ -140,7 +140,8 @@ def classify(
     Args:
         support: item_id, title (or name), category; k >= 1 examples per category.
         query: item_id, title (or name); extra columns are ignored.
-        model: a trained CategoryModel; None = plain encoder prototypes.
+        model: a trained CategoryModel; None = ``CategoryModel.untrained()`` (encoder space,
+            centring, name prior, label propagation; no meta-training).
         open_set: answer "none of these" (category None) below the leave-one-out threshold.
         encoder: the text encoder (default: the model's, i.e. MiniLM); embeddings are cached.
         progress: callback for the embedding stage.
@@ -149,7 +150,7 @@ def classify(
     from metarec_core.embed.service import embed_texts
 
     s, q, skipped = check_inputs(support, query)
-    model = model or CategoryModel.plain()
+    model = model or CategoryModel.untrained()
     categories = sorted(s["category"].unique())
     index = {c: i for i, c in enumerate(categories)}
     ys = s["category"].map(index).to_numpy(np.int64)

@@ -24,9 +24,24 @@ class CategoryConfig:
         center: subtract the mean of the support and query pool before comparing (transductive).
         name_weight: weight of the category-name embedding added to each prototype (0 = off);
             at classification time it is only used when leave-one-out on the support agrees.
-        refine_steps: soft k-means steps that refine prototypes with the unlabelled queries.
+        name_weight_by_shots: scale the name weight by 2 / sqrt(examples in the category)
+            (capped at 2x): the name matters more when a category has one example.
+        refine_steps: soft k-means steps that refine prototypes with the unlabelled queries
+            (0 = off; it hurt on held-out Instacart departments, label propagation replaced it).
+        propagate_alpha: label propagation over a k-NN graph of support and queries: how much
+            each item takes from its neighbours (0 = off, transductive step disabled).
+        propagate_neighbors: neighbours per item in that graph.
+        propagate_min_queries: propagate only with at least this many queries (and two per
+            category): on a handful of items the graph is nearly complete and shared words
+            ("organic") drag items into the wrong category.
+        propagate_prior: weight of a query's own prototype probabilities as its seed.
+        sharpen: power applied to the propagated probabilities (renormalised) so confidences
+            match accuracy (1.5: expected calibration error ~0.03-0.04 at 5 shots on held-out
+            Instacart departments, against ~0.15 unsharpened).
         open_set_quantile: quantile of the leave-one-out in-category similarities used as the
             open-set threshold (lower = accept more).
+        open_set_rule: "separate" (the cut between leave-one-out in-category similarities and
+            similarities to the other categories, floored by the quantile) or "quantile".
         seed: seed for episode sampling and initialisation.
         device: "auto" | "cpu" | "cuda" | "cuda:N" for meta-training.
     """
@@ -42,8 +57,15 @@ class CategoryConfig:
     temperature: float = 10.0
     center: bool = True
     name_weight: float = 1.0
-    refine_steps: int = 3
+    name_weight_by_shots: bool = True
+    refine_steps: int = 0
+    propagate_alpha: float = 0.9
+    propagate_neighbors: int = 10
+    propagate_min_queries: int = 20
+    propagate_prior: float = 0.3
+    sharpen: float = 1.5
     open_set_quantile: float = 0.1
+    open_set_rule: str = "separate"
     seed: int = 0
     device: str = "auto"
 
@@ -59,7 +81,13 @@ class CategoryConfig:
             (self.temperature > 0, "temperature must be > 0"),
             (self.name_weight >= 0, "name_weight must be >= 0"),
             (self.refine_steps >= 0, "refine_steps must be >= 0"),
+            (0.0 <= self.propagate_alpha < 1.0, "propagate_alpha must be in [0, 1)"),
+            (self.propagate_neighbors >= 1, "propagate_neighbors must be >= 1"),
+            (self.propagate_prior >= 0, "propagate_prior must be >= 0"),
+            (self.propagate_min_queries >= 2, "propagate_min_queries must be >= 2"),
+            (self.sharpen > 0, "sharpen must be > 0"),
             (0.0 <= self.open_set_quantile < 1.0, "open_set_quantile must be in [0, 1)"),
+            (self.open_set_rule in ("separate", "quantile"), "open_set_rule: separate|quantile"),
             (bool(self.encoder), "encoder must be named"),
         ]
         for ok, message in checks:

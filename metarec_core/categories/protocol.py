@@ -10,8 +10,8 @@ import pandas as pd
 
 from metarec_core.categories import evaluate as ev
 from metarec_core.categories.config import CategoryConfig
-from metarec_core.categories.metatrain import meta_train
 from metarec_core.categories.model import CategoryModel
+from metarec_core.categories.train import fit_projection
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
@@ -63,9 +63,16 @@ def evaluate_categories(
     remap = -np.ones(len(cats), np.int64)
     remap[train_ids] = np.arange(len(train_ids))
     started = time.monotonic()
-    proj, history = meta_train(x[~mask], remap[y[~mask]], names[train_ids], config, progress)
+    matrix, temperature, history, validation = fit_projection(
+        x[~mask], remap[y[~mask]], names[train_ids], [cats[i] for i in train_ids], config, "",
+        progress,
+    )  # fmt: skip
     train_s = time.monotonic() - started
-    model = CategoryModel(config, proj.as_matrix(), history["temperature"], "")
+    report = {
+        "kind": "trained",
+        "open_set_threshold_1shot": validation.get("open_set_threshold_1shot"),
+    }
+    model = CategoryModel(config, matrix, temperature, "", report)
     plain = CategoryModel.plain()
 
     test_ids = np.unique(y[mask])
@@ -91,5 +98,7 @@ def evaluate_categories(
         "n_test_items": int(mask.sum()),
         "meta_train_seconds": round(train_s, 1),
         "history": history,
+        "validation": validation,
+        "projection_kept": matrix is not None,
     }
     return ev.CategoryEvalReport(pd.DataFrame(rows), info)

@@ -1,8 +1,10 @@
 """train_category_model(): embed a labelled catalogue and meta-train the projection on it.
 
-A share of the categories is held back first to measure transfer (trained vs plain prototypes on
-categories the projection never saw) and to calibrate the 1-shot open-set threshold; the final
-projection is then meta-trained on every category.
+Groups of similar categories are held back first to measure transfer: the projection trained
+without them against the encoder space, both with the same classification steps, on categories
+the projection never saw. The projection is kept (and re-trained on every category) only when it
+wins there by MIN_GAIN; otherwise the model keeps the encoder space and says so. The held-back
+run also sets the 1-shot open-set fallback threshold.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import pandas as pd
 
 from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.engine import score
-from metarec_core.categories.episodes import EpisodeSampler
 from metarec_core.categories.metatrain import meta_train
-from metarec_core.categories.model import CategoryModel
+from metarec_core.categories.model import PLAIN_TEMPERATURE, CategoryModel
+from metarec_core.categories.protonet import l2n, prototypes
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, ProgressEvent, no_progress
@@ -25,6 +27,8 @@ from metarec_core.types import Progress, ProgressEvent, no_progress
 log = logging.getLogger(__name__)
 
 VALIDATION_SHARE = 0.15
+VALIDATION_EPISODES = 60  # 5-way episodes per k in the transfer check
+MIN_GAIN = 0.01  # mean accuracy gain on held-back categories needed to keep the projection
 MIN_CATEGORY_ITEMS = 2
 
 
@@ -56,33 +60,122 @@ def prepare_items(
     return df.reset_index(drop=True)
 
 
-def _transfer_check(model: CategoryModel, x, y, names, classes, seed: int) -> dict:
-    """5-way 1/5-shot accuracy of the model vs plain prototypes on ``classes`` (never trained on)."""
-    plain = CategoryModel.plain(encoder_id=model.encoder_id)
+def validation_split(x: np.ndarray, y: np.ndarray, n_categories: int, seed: int) -> np.ndarray:
+    """Categories to hold back: whole clusters of similar categories (pseudo-departments).
+
+    Holding back random categories would leave their siblings in training and flatter the
+    projection; new categories usually come as a new group, so validation holds back groups.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    means = l2n(prototypes(x, y, n_categories))  # (C, D)
+    n_groups = max(3, int(round(n_categories / 7)))
+    groups = AgglomerativeClustering(
+        n_clusters=n_groups, metric="cosine", linkage="average"
+    ).fit_predict(means)
     rng = np.random.default_rng(seed)
-    sampler = EpisodeSampler(np.where(np.isin(y, classes), y, -1), min_items=6, seed=seed)
-    sampler.rows.pop(-1, None)
+    want = max(5, int(round(VALIDATION_SHARE * n_categories)))
+    held: list[int] = []
+    for g in rng.permutation(n_groups):
+        if len(held) >= want:
+            break
+        members = np.flatnonzero(groups == g).tolist()
+        if len(held) + len(members) <= max(want * 2, 8):
+            held += members
+    return np.array(sorted(held), dtype=np.int64)
+
+
+def _transfer_check(
+    trained: CategoryModel, x, y, names, classes, seed: int, progress: Progress
+) -> dict:
+    """Trained projection vs the encoder space (same steps) on categories never trained on.
+
+    5-way 1/5-shot episodes and all-way 5-shot with the full classification pipeline; also the
+    1-shot in-category similarity quantile used as the open-set fallback threshold.
+    """
+    from metarec_core.categories import evaluate as ev
+
+    untrained = CategoryModel.untrained(trained.config, trained.encoder_id)
+    local = -np.ones(int(y.max()) + 1, np.int64)
+    local[classes] = np.arange(len(classes))
+    keep = np.isin(y, classes)
+    data = ev.HeldOut(x[keep], [""] * int(keep.sum()), local[y[keep]], names[classes])
+    methods = {"trained": ev.engine_method(trained), "untrained": ev.engine_method(untrained)}
+    rows = ev.episodes_eval(data, methods, 5, 1, VALIDATION_EPISODES, seed=seed, progress=progress)
+    rows += ev.episodes_eval(
+        data, methods, 5, 5, VALIDATION_EPISODES, seed=seed + 1, progress=progress
+    )
+    rows += [r for r in ev.allway_eval(data, methods, 5, 1, seed=seed) if r["metric"] == "accuracy"]
     out: dict = {}
-    in_sims: list[float] = []
-    if sampler.n_classes < 3:
-        return out
-    for k in (1, 5):
-        acc_m, acc_p = [], []
-        for _ in range(60):
-            ep = sampler.sample(5, k, 15)
-            n = len(ep.classes)
-            xn = names[ep.classes] if names is not None else None
-            s = score(model, x[ep.support], ep.support_labels, x[ep.query], n, xn)
-            p = score(plain, x[ep.support], ep.support_labels, x[ep.query], n)
-            acc_m.append(float((s.pred == ep.query_labels).mean()))
-            acc_p.append(float((p.pred == ep.query_labels).mean()))
-            if k == 1:
-                own = s.sims[np.arange(len(ep.query)), ep.query_labels]
-                in_sims.extend(own.tolist())
-        out[f"5way_{k}shot"] = {"trained": float(np.mean(acc_m)), "plain": float(np.mean(acc_p))}
-    out["in_category_sim_1shot_q"] = float(np.quantile(in_sims, model.config.open_set_quantile))
-    del rng
+    for r in rows:
+        key = r["setting"].replace(" ", "_").replace("-", "")
+        out.setdefault(key, {})[r["method"]] = round(r["mean"], 4)
+    out["in_category_sim_1shot_q"] = {
+        name: _own_sim_quantile(m, data, seed)
+        for name, m in (("trained", trained), ("untrained", untrained))
+    }
     return out
+
+
+def _own_sim_quantile(model: CategoryModel, data, seed: int) -> float:
+    """Low quantile of 1-shot queries' similarity to their own prototype (open-set fallback)."""
+    rng = np.random.default_rng(seed)
+    own: list[float] = []
+    for _ in range(max(VALIDATION_EPISODES // 2, 1)):
+        classes = rng.choice(list(data.rows), min(5, len(data.rows)), replace=False)
+        t = data.task(classes, 1, rng, 10)
+        s = score(model, t.xs, t.ys, t.xq, t.n_classes, t.names)
+        own.extend(s.sims[np.arange(len(t.yq)), t.yq].tolist())
+    return float(np.quantile(own, model.config.open_set_quantile))
+
+
+def fit_projection(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: np.ndarray,
+    categories: list[str],
+    config: CategoryConfig,
+    encoder_id: str = "",
+    progress: Progress = no_progress,
+) -> tuple[np.ndarray | None, float, dict, dict]:
+    """Meta-train the projection on embeddings ``x`` (N, D) with labels ``y`` (N,) and keep it
+    only if it transfers to held-back groups of categories.
+
+    Returns (matrix or None for the encoder space, temperature, history, validation report).
+    """
+    validation: dict = {}
+    use_projection = config.rank > 0 and config.episodes > 0
+    n = len(categories)
+    val = validation_split(x, y, n, config.seed) if n >= 12 else np.array([], np.int64)
+    if use_projection and len(val):
+        keep = ~np.isin(y, val)
+        remap = -np.ones(len(categories), np.int64)
+        train_ids = np.setdiff1d(np.arange(len(categories)), val)
+        remap[train_ids] = np.arange(len(train_ids))
+        proj, hist = meta_train(
+            x[keep], remap[y[keep]], names[train_ids], config, _stage(progress, "validate-train")
+        )
+        trial = CategoryModel(config, proj.as_matrix(), hist["temperature"], encoder_id)
+        validation = _transfer_check(
+            trial, x, y, names, val, config.seed, _stage(progress, "validate")
+        )
+        validation["held_back_categories"] = [categories[i] for i in val]
+        gains = [v["trained"] - v["untrained"] for k, v in validation.items() if "way" in k]
+        use_projection = bool(np.mean(gains) >= MIN_GAIN)
+        validation["projection_kept"] = use_projection
+        which = "trained" if use_projection else "untrained"
+        validation["open_set_threshold_1shot"] = validation["in_category_sim_1shot_q"][which]
+        log.info("projection %s on held-back categories: %s", "kept" if use_projection else
+                 "dropped", validation)  # fmt: skip
+
+    if use_projection:
+        proj, history = meta_train(x, y, names, config, progress)
+        matrix, temperature = proj.as_matrix(), history["temperature"]
+    else:  # the encoder space with the training-free steps (what validation preferred)
+        why = "did not transfer" if validation else "is disabled (rank or episodes 0)"
+        history = {"episodes": 0, "note": f"learned projection {why}; encoder space kept"}
+        matrix, temperature = None, PLAIN_TEMPERATURE
+    return matrix, temperature, history, validation
 
 
 def train_category_model(
@@ -118,26 +211,9 @@ def train_category_model(
     encoder_id = encoder.model_id if encoder is not None else _encoder_id(enc_name)
     t_embed = time.monotonic() - started
 
-    rng = np.random.default_rng(config.seed)
-    n_val = max(2, int(round(VALIDATION_SHARE * len(categories)))) if len(categories) >= 12 else 0
-    val = rng.choice(len(categories), size=n_val, replace=False) if n_val else np.array([], int)
-    validation: dict = {}
-    if n_val:
-        keep = ~np.isin(y, val)
-        remap = -np.ones(len(categories), np.int64)
-        train_ids = np.setdiff1d(np.arange(len(categories)), val)
-        remap[train_ids] = np.arange(len(train_ids))
-        proj, _ = meta_train(
-            x[keep], remap[y[keep]], names[train_ids], config, _stage(progress, "validate-train")
-        )
-        trial = CategoryModel(
-            config, proj.as_matrix(), proj.log_temperature.exp().item(), encoder_id
-        )
-        validation = _transfer_check(trial, x, y, names, val, config.seed)
-        validation["held_back_categories"] = [categories[i] for i in val]
-        progress(ProgressEvent("validate", 1, 1, "transfer check done"))
-
-    proj, history = meta_train(x, y, names, config, progress)
+    matrix, temperature, history, validation = fit_projection(
+        x, y, names, categories, config, encoder_id, progress
+    )
     report = {
         "kind": "trained",
         "n_items": int(len(df)),
@@ -146,10 +222,10 @@ def train_category_model(
         "category_column": category_column,
         "history": history,
         "validation": validation,
-        "open_set_threshold_1shot": validation.get("in_category_sim_1shot_q"),
+        "open_set_threshold_1shot": validation.get("open_set_threshold_1shot"),
         "seconds": {"embed": round(t_embed, 2), "total": round(time.monotonic() - started, 2)},
     }
-    return CategoryModel(config, proj.as_matrix(), history["temperature"], encoder_id, report)
+    return CategoryModel(config, matrix, temperature, encoder_id, report)
 
 
 def _stage(progress: Progress, stage: str) -> Progress:

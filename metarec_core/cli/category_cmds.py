@@ -60,7 +60,7 @@ def train_categories(args: argparse.Namespace) -> int:
     from metarec_core.categories import CategoryConfig, default_model_dir, train_category_model
     from metarec_core.cli.progress_bar import CliProgress
     from metarec_core.data.files import read_table
-    from metarec_core.embed.encoder import get_encoder
+    from metarec_core.embed.service import lazy_encoder
     from metarec_core.errors import ValidationError
 
     if args.out and args.default and Path(args.out).resolve() != default_model_dir().resolve():
@@ -83,18 +83,22 @@ def train_categories(args: argparse.Namespace) -> int:
         items,
         config,
         CliProgress(),
-        get_encoder(args.encoder),
+        lazy_encoder(args.encoder),
         category_column=args.category_column,
         text_column=args.text_column,
     )
     model.save(out)
     rep = model.report
-    val = rep.get("validation", {}).get("5way_5shot")
-    check = (
-        f"; held-back categories 5-way 5-shot: trained {val['trained']:.3f} vs plain {val['plain']:.3f}"
-        if val
-        else ""
-    )
+    val = rep.get("validation", {})
+    check = ""
+    if "allway_5shot" in val:
+        a, f = val["allway_5shot"], val.get("5way_5shot", {})
+        check = (
+            f"; on held-back categories (all-way / 5-way 5-shot) the learned projection scored "
+            f"{a['trained']:.3f} / {f.get('trained', float('nan')):.3f} against "
+            f"{a['untrained']:.3f} / {f.get('untrained', float('nan')):.3f} in the encoder space, "
+            f"so it was {'kept' if val.get('projection_kept') else 'dropped'}"
+        )
     print(
         f"trained on {rep['n_items']} items in {rep['n_categories']} categories in "
         f"{rep['seconds']['total']:.0f}s{check}; model written to {out}",
@@ -104,21 +108,28 @@ def train_categories(args: argparse.Namespace) -> int:
 
 
 def classify_cmd(args: argparse.Namespace) -> int:
-    from metarec_core.categories import CategoryModel, classify, load_default_model
+    from metarec_core.categories import (
+        CategoryModel,
+        classify,
+        default_model_dir,
+        load_default_model,
+    )
     from metarec_core.cli.progress_bar import CliProgress
     from metarec_core.data.files import read_table
-    from metarec_core.embed.encoder import get_encoder
+    from metarec_core.embed.service import lazy_encoder
 
     support = read_table(args.support)
     query = read_table(args.query)
     model = CategoryModel.load(args.model) if args.model else load_default_model()
-    name = args.encoder or (model.config.encoder if model is not None else "minilm")
+    if model is None:  # no trained default on this machine: the encoder space, said plainly
+        model = CategoryModel.untrained()
+    name = args.encoder or model.config.encoder
     result = classify(
         support,
         query,
         model,
         open_set=args.open_set,
-        encoder=get_encoder(name),
+        encoder=lazy_encoder(name),
         progress=CliProgress(),
     )
     out = Path(args.out)
@@ -128,8 +139,13 @@ def classify_cmd(args: argparse.Namespace) -> int:
     preds.to_csv(out, index=False)
     loo = "n/a" if result.leave_one_out is None else f"{result.leave_one_out:.3f}"
     none = int(preds["category"].isna().sum())
+    hint = (
+        f" (no default model at {default_model_dir()}; train-categories --default makes one)"
+        if args.model is None and model.report.get("kind") == "untrained"
+        else ""
+    )
     lines = [
-        f"model: {result.model_used}",
+        f"model: {result.model_used}{hint}",
         f"{len(preds)} products classified into {len(result.categories)} categories "
         f"(support leave-one-out accuracy {loo}; category names used: "
         f"{'yes' if result.used_names else 'no'})",

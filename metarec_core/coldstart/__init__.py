@@ -2,7 +2,7 @@
 
 Public API (stable; imported lazily so ``import metarec_core.coldstart`` is cheap):
 
-    ColdStartConfig(k=3, dim=64, inner_steps=2, inner_lr=0.5, first_order=False, epochs=8,
+    ColdStartConfig(k=3, dim=64, inner_steps=2, inner_lr=0.5, first_order=True, epochs=3,
                     batch_size=256, seed=0, device="auto", ...)      frozen, validated
     train_model(interactions, items, config=None, progress=no_progress, encoder=None)
         -> ColdStartModel      canonical frames in (docs/CONTRACTS.md); encoder None = MiniLM

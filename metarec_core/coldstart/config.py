@@ -20,7 +20,9 @@ class ColdStartConfig:
         inner_lr: initial inner learning rate (per parameter, meta-learned when ``learn_inner_lr``).
         learn_inner_lr: Meta-SGD: learn one inner learning rate per adapted parameter.
         first_order: drop second-order terms in meta-training (faster, slightly less accurate).
-        epochs: passes over the warm users during meta-training.
+        epochs: passes over the warm users during meta-training (at least; see min_steps).
+        min_steps: small datasets get more epochs, so that training takes at least this many
+            optimiser steps (the best epoch on validation users is kept either way).
         batch_size: episodes (users) per meta-batch.
         lr: outer (Adam) learning rate.
         weight_decay: L2 on the id embeddings (they are many and sparse).
@@ -42,8 +44,9 @@ class ColdStartConfig:
     inner_steps: int = 2
     inner_lr: float = 0.5
     learn_inner_lr: bool = True
-    first_order: bool = False
-    epochs: int = 8
+    first_order: bool = True
+    epochs: int = 3
+    min_steps: int = 200
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -64,7 +67,7 @@ class ColdStartConfig:
                 raise ValidationError(
                     f"ColdStartConfig.{name} must be a positive integer, got {value!r}"
                 )
-        for name in ("inner_steps", "finetune_steps", "neighbours", "ease_max_items"):
+        for name in ("inner_steps", "finetune_steps", "neighbours", "ease_max_items", "min_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValidationError(

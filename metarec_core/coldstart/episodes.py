@@ -1,10 +1,11 @@
 """Batches of users as tensors: support slots, position logits, item-item rows, queries.
 
 Two sources of item-item rows R (B, K, N) for the support items:
-- ``table_rows``: the stored top-N neighbour table (what serving uses), and
-- ``EaseLOO.rows``: exact leave-the-user-out EASE rows for meta-training, so a warm user's own
-  co-occurrences never leak into the item-item term of their episode (Sherman-Morrison update of
-  P = (G + lam I)^-1 with the user's history x removed: P' = P + (Px)(Px)^T / (1 - x^T P x)).
+- ``table_rows``: the stored top-n neighbour table (what serving uses), and
+- ``EaseLOO.rows``: leave-the-user-out EASE values on the same neighbour columns for
+  meta-training, so a warm user's own co-occurrences never leak into the item-item term of their
+  episode (Sherman-Morrison update of P = (G + lam I)^-1 with the user's history x removed:
+  P' = P + (Px)(Px)^T / (1 - x^T P x)).
 """
 
 from __future__ import annotations
@@ -63,18 +64,27 @@ def table_rows(
 
 
 class EaseLOO:
-    """Leave-the-user-out EASE rows from the full inverse P over a subset of items."""
+    """Leave-the-user-out EASE rows on the serving neighbour table's columns.
+
+    Only the stored top-n neighbours of each support item are recomputed (B, K, n), so a batch
+    costs one sparse (B, S) x (S, S) product and a few small gathers instead of dense (B, K, N) work.
+    """
 
     def __init__(
-        self, p: np.ndarray, subset: np.ndarray, n_items: int, keep: int, device: torch.device
+        self,
+        p: np.ndarray,
+        subset: np.ndarray,
+        n_items: int,
+        neighbours: np.ndarray,
+        device: torch.device,
     ) -> None:
         self.p = torch.as_tensor(p, device=device)  # (S, S)
         self.diag = torch.diagonal(self.p).clone()  # (S,)
-        self.subset = torch.as_tensor(subset, device=device)
         to_sub = np.full(n_items + 1, -1, np.int64)
         to_sub[subset] = np.arange(len(subset))
         self.to_sub = torch.as_tensor(to_sub, device=device)  # item row -> subset row (-1 none)
-        self.n_items, self.keep, self.device = n_items, keep, device
+        self.nb = torch.as_tensor(neighbours, device=device)  # (N, n) item rows, -1 none
+        self.n_items, self.device = n_items, device
 
     def rows(
         self, support: torch.Tensor, mask: torch.Tensor, histories: list[np.ndarray]
@@ -84,25 +94,23 @@ class EaseLOO:
         s = self.p.shape[0]
         hist = torch.as_tensor(pad(histories), device=self.device)  # (B, L)
         hsub = self.to_sub[torch.where(hist < 0, self.n_items, hist)]  # (B, L)
-        ok = hsub >= 0
         x = torch.zeros(b, s + 1, device=self.device)
-        x.scatter_(1, torch.where(ok, hsub, s), 1.0)
+        x.scatter_(1, torch.where(hsub >= 0, hsub, s), 1.0)
         x = x[:, :s]  # (B, S) binary history
         px = torch.sparse.mm(x.to_sparse(), self.p)  # (B, S)
-        denom = (1.0 - (px * x).sum(1, keepdim=True)).clamp(min=1e-6)  # (B, 1)
+        denom = (1.0 - (px * x).sum(1)).clamp(min=1e-6)[:, None, None]  # (B, 1, 1)
         ssub = self.to_sub[support]  # (B, K)
         valid = (ssub >= 0) & (mask > 0)
         srow = torch.where(valid, ssub, 0)
-        prow = self.p[srow] + px.gather(1, srow)[..., None] * px[:, None, :] / denom[..., None]
-        diag = self.diag[None, :] + px.pow(2) / denom  # (B, S)
-        r = -prow / diag[:, None, :]  # (B, K, S)
-        r.scatter_(2, srow[..., None], 0.0)  # zero self weight
-        r = r * valid[..., None]
-        if self.keep and self.keep < s:
-            val, idx = r.topk(self.keep, dim=2)
-            r = torch.zeros_like(r).scatter_(2, idx, val.clamp(min=0))
-        else:
-            r = r.clamp(min=0)
-        out = torch.zeros(b, k, self.n_items, device=self.device)
-        out[..., self.subset] = r
-        return out
+        nb = self.nb[support]  # (B, K, n) neighbour item rows
+        nsub = self.to_sub[torch.where(nb < 0, self.n_items, nb)]
+        ok = (nsub >= 0) & valid[..., None]
+        col = torch.where(ok, nsub, 0)  # (B, K, n) subset columns
+        px_s = px.gather(1, srow)[..., None]  # (B, K, 1)
+        px_c = px.gather(1, col.flatten(1)).view_as(col)  # (B, K, n)
+        p_sc = self.p[srow[..., None], col]  # (B, K, n)
+        diag = self.diag[col] + px_c.pow(2) / denom
+        val = (-(p_sc + px_s * px_c / denom) / diag).clamp(min=0) * ok
+        out = torch.zeros(b, k, self.n_items + 1, device=self.device)
+        out.scatter_add_(2, torch.where(ok, nb, self.n_items), val)
+        return out[..., : self.n_items]

@@ -18,11 +18,11 @@ from metarec_core.coldstart.net import ItemTables, user_scores
 Phi = dict[str, torch.Tensor]
 
 
-def support_loss_fn(tables: ItemTables, u0: torch.Tensor, beta: torch.Tensor) -> Callable:
+def support_loss_fn(tables: ItemTables, u0: torch.Tensor, mix: torch.Tensor) -> Callable:
     """The per-user support loss phi -> scalar, closed over the batch-wide item tensors."""
 
     def loss(phi: Phi, support, pos_logit, mask, rows) -> torch.Tensor:
-        scores = user_scores(phi, support, pos_logit, mask, rows, tables, u0, beta)  # (N,)
+        scores = user_scores(phi, support, pos_logit, mask, rows, tables, u0, mix)  # (N,)
         logp = torch.log_softmax(scores, dim=-1)
         return -(logp[support] * mask).sum() / mask.sum().clamp(min=1.0)
 
@@ -34,7 +34,7 @@ def adapt(
     batch: tuple[torch.Tensor, ...],
     tables: ItemTables,
     u0: torch.Tensor,
-    beta: torch.Tensor,
+    mix: torch.Tensor,
     lrs: dict[str, torch.Tensor],
     steps: int,
     first_order: bool = False,
@@ -48,7 +48,7 @@ def adapt(
     Returns:
         adapted phi and the support loss before each step and after the last one, (B, steps + 1).
     """
-    loss = support_loss_fn(tables, u0, beta)
+    loss = support_loss_fn(tables, u0, mix)
     step = vmap(grad_and_value(loss), in_dims=(0, 0, 0, 0, 0))
     curve = []
     for _ in range(steps):

@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from metarec_core.coldstart import METHODS
 from metarec_core.coldstart.baselines import NeighbourTable
 from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.coldstart.data import Catalogue
 from metarec_core.coldstart.net import ColdStartNet, ItemTables
-from metarec_core.coldstart.recommend import METHODS, Recommendations, rank_users
+from metarec_core.coldstart.recommend import Recommendations, rank_users
 from metarec_core.device import resolve_device
 from metarec_core.errors import ConflictError, NotFoundError, ValidationError
 
-FORMAT = "metarec-coldstart/1"
+FORMAT = "metarec-coldstart/2"  # 2: log item-item term with a stored floor (ii_eps)
 _FILES = ("config.json", "weights.safetensors", "items.parquet")
 
 

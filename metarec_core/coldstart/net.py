@@ -4,9 +4,9 @@ A user is the pair of "fast weights" phi = {"a": (K,) support-item weight logits
 offset}, both starting at zero and adapted on the support by the inner loop (see maml.py). For one
 user with support rows s (K,), their positions from the end r (K,) and validity mask m (K,):
 
-    w      = exp(pos[r] + a) * m                          # (K,) weight of each support item
+    w      = n * softmax(pos[r] + a) over valid slots     # (K,) weight of each support item
     u      = u0 + sum_j w_j * E_in[s_j] / sqrt(sum w) + d  # (D,) user vector
-    score  = E_out @ u + bias + beta * (w @ R)            # (N,)  R = item-item rows of s (K, N)
+    score  = E_out @ u + bias + beta * log(eps + w @ R)  # (N,)  R = item-item rows of s (K, N)
 
 E_in / E_out = text @ W_in / W_out + id embeddings (ids only for items seen in training, so new
 items are scored through their text); bias = learned item bias + text bias; R holds EASE weights
@@ -49,14 +49,19 @@ class ColdStartNet(nn.Module):
         self.w_out = nn.Linear(t, dim, bias=False)
         self.id_in = nn.Parameter(torch.zeros(n, dim))
         self.id_out = nn.Parameter(torch.zeros(n, dim))
-        self.id_bias = nn.Parameter(log_pop.float().clone() * 0.5)
+        self.id_bias = nn.Parameter(log_pop.float().clone() * 0.1)
         self.text_bias = nn.Linear(t, 1)
         self.u0 = nn.Parameter(torch.zeros(dim))
         self.pos = nn.Parameter(torch.zeros(max_pos))
         self.beta = nn.Parameter(torch.tensor(1.0))
+        # Floor of the log item-item term, about a quarter of a typical item's strongest weight.
+        self.register_buffer("ii_eps", torch.tensor(1e-3))
         # Meta-SGD: log inner learning rates, one per adapted parameter entry.
         self.log_lr_a = nn.Parameter(torch.full((1,), math.log(max(inner_lr, 1e-8))))
         self.log_lr_d = nn.Parameter(torch.full((dim,), math.log(max(inner_lr, 1e-8))))
+        # Tied text projections: at init E_in . E_out ~ 1.5 x text cosine (random projection).
+        nn.init.normal_(self.w_in.weight, std=math.sqrt(1.5 / dim))
+        self.w_out.weight.data.copy_(self.w_in.weight.data)
         nn.init.normal_(self.id_in, std=0.01)
         nn.init.normal_(self.id_out, std=0.01)
 
@@ -72,6 +77,10 @@ class ColdStartNet(nn.Module):
         bias = self.id_bias * self.seen + self.text_bias(self.text).squeeze(-1)  # (N,)
         return ItemTables(e_in, e_out, bias)
 
+    def mix(self) -> torch.Tensor:
+        """(beta, eps) of the item-item term beta * log(eps + w @ R)."""
+        return torch.stack([self.beta, self.ii_eps])
+
     def inner_lrs(self, zero: bool = False) -> dict[str, torch.Tensor]:
         """Per-parameter inner learning rates for phi (zeros when ``zero``)."""
         lr = {"a": self.log_lr_a.exp(), "d": self.log_lr_d.exp()}
@@ -86,8 +95,9 @@ class ColdStartNet(nn.Module):
 def support_weights(
     phi: dict[str, torch.Tensor], pos_logit: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """w = exp(pos + a) on valid slots (K,)."""
-    return torch.exp((pos_logit + phi["a"]).clamp(max=20.0)) * mask
+    """w = n * softmax(pos + a) over the n valid slots (..., K): mean weight 1, bounded."""
+    logits = torch.where(mask > 0, pos_logit + phi["a"], torch.full_like(pos_logit, -1e4))
+    return torch.softmax(logits, dim=-1) * mask * mask.sum(-1, keepdim=True)
 
 
 def user_scores(
@@ -98,10 +108,11 @@ def user_scores(
     rows: torch.Tensor,  # (K, N) item-item weights of the support items
     tables: ItemTables,
     u0: torch.Tensor,
-    beta: torch.Tensor,
+    mix: torch.Tensor,  # (2,) beta, eps of the item-item term
 ) -> torch.Tensor:
     """Scores of every catalogue item for one user (N,); vmapped over users by the callers."""
     w = support_weights(phi, pos_logit, mask)  # (K,)
     norm = torch.sqrt(w.sum() + 1e-6)
     u = u0 + (w[:, None] * tables.e_in[support]).sum(0) / norm + phi["d"]  # (D,)
-    return tables.e_out @ u + tables.bias + beta * (w @ rows)  # (N,)
+    item_item = mix[0] * torch.log(mix[1] + w @ rows)  # (N,)
+    return tables.e_out @ u + tables.bias + item_item  # (N,)

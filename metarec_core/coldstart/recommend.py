@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
+from metarec_core.coldstart.net import support_weights
 from metarec_core.coldstart.train import batch_scores
 
 NEURAL = ("adapted", "no-adapt", "finetune", "prototype")
@@ -65,11 +66,13 @@ def _contributions(
     s, m = batch.support, batch.mask
     if method in ("adapted", "no-adapt", "finetune"):
         net = model.pretrained if method == "finetune" else model.meta
-        w = torch.exp((net.pos[batch.rank] + phi["a"]).clamp(max=20.0)) * m  # (B, K)
+        w = support_weights(phi, net.pos[batch.rank], m)  # (B, K)
         norm = torch.sqrt(w.sum(1, keepdim=True) + 1e-6)[..., None]
         latent = torch.einsum("bkd,btd->bkt", tables.e_in[s], tables.e_out[top]) / norm
         nb = batch.rows.gather(2, top[:, None, :].expand(-1, s.shape[1], -1))
-        return w[..., None] * (latent + net.beta * nb)
+        beta, eps = net.mix()
+        share = nb / (eps + (w[..., None] * nb).sum(1, keepdim=True))  # d log(eps + w@R) / dw
+        return w[..., None] * (latent + beta * share)
     if method == "prototype":
         return torch.einsum("bkd,btd->bkt", tables.e_out[s], tables.e_out[top]) * m[..., None]
     if method in ("item-knn", "ease"):

@@ -80,6 +80,15 @@ def sample_epoch(
     return [out[i] for i in order]
 
 
+def epoch_batches(
+    episodes: list[Episode], batch_size: int, rng: np.random.Generator
+) -> list[list[Episode]]:
+    """Meta-batches of episodes with similar support sizes (less padding), in random order."""
+    order = sorted(range(len(episodes)), key=lambda i: len(episodes[i].support))  # stable
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [[episodes[i] for i in chunks[j]] for j in rng.permutation(len(chunks))]
+
+
 def make_batch(
     episodes: list[Episode],
     net: ColdStartNet,
@@ -117,9 +126,9 @@ def batch_scores(
         lrs = net.inner_lrs()
         if lr_override is not None:
             lrs = {k: torch.full_like(v, lr_override) for k, v in lrs.items()}
-        phi, curve = adapt(phi, args, tables, net.u0, net.beta, lrs, steps, first_order)
+        phi, curve = adapt(phi, args, tables, net.u0, net.mix(), lrs, steps, first_order)
     scores = vmap(user_scores, in_dims=(0, 0, 0, 0, 0, None, None, None))(
-        phi, *args, tables, net.u0, net.beta
+        phi, *args, tables, net.u0, net.mix()
     )
     return scores, curve, phi
 
@@ -170,14 +179,12 @@ def train_net(
     opt = torch.optim.Adam(params, lr=cfg.lr)
     n_items = net.text.shape[0]
     per_epoch = max(1, -(-sum(len(s) >= 2 for s in train_seqs) // cfg.batch_size))
-    total, done, losses, val_curve = cfg.epochs * per_epoch, 0, [], []
+    epochs = max(cfg.epochs, -(-cfg.min_steps // per_epoch))
+    total, done, losses, val_curve = epochs * per_epoch, 0, [], []
     best, best_state = -1.0, None
-    for epoch in range(cfg.epochs):
-        episodes = sample_epoch(train_seqs, cfg, rng)
-        for start in range(0, len(episodes), cfg.batch_size):
-            batch, query, qmask = make_batch(
-                episodes[start : start + cfg.batch_size], net, loo, n_items, device
-            )
+    for epoch in range(epochs):
+        for chunk in epoch_batches(sample_epoch(train_seqs, cfg, rng), cfg.batch_size, rng):
+            batch, query, qmask = make_batch(chunk, net, loo, n_items, device)
             scores = batch_scores(net, batch, inner_steps, cfg.first_order)[0]
             loss = query_loss(scores, batch, query, qmask)
             opt.zero_grad(set_to_none=True)
@@ -187,7 +194,7 @@ def train_net(
             losses.append(float(loss.detach()))
             progress(
                 ProgressEvent(
-                    stage, done, total, f"epoch {epoch + 1}/{cfg.epochs}", {"loss": losses[-1]}
+                    stage, done, total, f"epoch {epoch + 1}/{epochs}", {"loss": losses[-1]}
                 )
             )
         score = validate(net, val, loo, inner_steps, cfg, device) if val else float(-epoch)
@@ -288,7 +295,7 @@ def train_model(
     stats = fit_statistics(seqs, len(catalogue), cfg, progress)
     train_seqs, val = split_validation(seqs, cfg)
     loo = (
-        EaseLOO(stats["p"], stats["subset"], len(catalogue), cfg.neighbours, device)
+        EaseLOO(stats["p"], stats["subset"], len(catalogue), stats["ease"].idx, device)
         if len(stats["subset"])
         else None
     )
@@ -299,6 +306,7 @@ def train_model(
     ):
         torch.manual_seed(cfg.seed)
         net = _new_net(text, stats["pop"], cfg, device)
+        net.ii_eps.fill_(item_item_floor(stats["ease"]))
         reports[name] = train_net(net, train_seqs, val, loo, cfg, steps, stage, progress, device)
         nets[name] = net.eval()
     del loo
@@ -326,6 +334,13 @@ def train_model(
         report,
         device,
     )
+
+
+def item_item_floor(table: bl.NeighbourTable, share: float = 0.25) -> float:
+    """Floor of the log item-item term: ``share`` of a typical item's strongest EASE weight."""
+    top = table.val.max(axis=1) if table.val.size else np.zeros(0)
+    top = top[top > 0]
+    return float(share * np.median(top)) if len(top) else 1e-3
 
 
 def _new_net(

@@ -303,20 +303,40 @@ class EpisodeSampler:
 
 
 def prefetch(batches: Iterator[EpisodeBatch], depth: int = 2) -> Iterator[EpisodeBatch]:
-    """Run ``batches`` in a background thread, ``depth`` ahead (DuckDB releases the GIL)."""
+    """Run ``batches`` in a background thread, ``depth`` ahead (DuckDB releases the GIL).
+
+    When the consumer stops early (``break``, an exception, ``close()``), the worker finishes the
+    batch it is fetching and ends before this generator returns, so the sampler's cursor is free
+    for the next epoch.
+    """
     box: queue.Queue = queue.Queue(maxsize=depth)
-    end = object()
+    end, stop = object(), threading.Event()
+
+    def put(x: object) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(x, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work() -> None:
         try:
             for b in batches:
-                box.put(b)
+                if not put(b):
+                    return
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            box.put(exc)
-        box.put(end)
+            put(exc)
+        put(end)
 
-    threading.Thread(target=work, daemon=True).start()
-    while (item := box.get()) is not end:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        while (item := box.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -1,4 +1,8 @@
-"""One shared EmbeddingCache per (encoder, cache folder) in the process, and a one-call helper."""
+"""One shared EmbeddingCache per (encoder, cache folder) in the process, and a one-call helper.
+
+``lazy_encoder(name)`` defers loading the model until a text is actually missing from the cache,
+so a command whose texts are all cached never pays the model load (seconds for MiniLM).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,33 @@ from pathlib import Path
 import numpy as np
 
 from metarec_core.embed.cache import EmbeddingCache
-from metarec_core.embed.encoder import TextEncoder, get_encoder
+from metarec_core.embed.encoder import MINILM_ID, MiniLMEncoder, TextEncoder, get_encoder
 from metarec_core.types import Progress, no_progress
 
 _CACHES: dict[tuple[int, str], EmbeddingCache] = {}
 _LOCK = threading.Lock()
+
+
+class LazyEncoder:
+    """The encoder ``get_encoder(name)``, loaded on the first ``encode`` call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name in ("minilm", MINILM_ID):  # known without loading the model
+            self.model_id, self.dim = MiniLMEncoder.model_id, MiniLMEncoder.dim
+        else:  # cheap encoders (tests) are simply built now
+            enc = get_encoder(name)
+            self.model_id, self.dim = enc.model_id, enc.dim
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Progress = no_progress
+    ) -> np.ndarray:
+        return get_encoder(self.name).encode(texts, batch_size, progress)
+
+
+def lazy_encoder(name: str = "minilm") -> LazyEncoder:
+    """An encoder for ``name`` that loads its model only when a text must be embedded."""
+    return LazyEncoder(name)
 
 
 def shared_cache(encoder: TextEncoder, cache_dir: str | Path | None = None) -> EmbeddingCache:

@@ -18,11 +18,16 @@ BEFORE, AFTER = "#9aa5b1", "#e4572e"
 
 
 def _layout(fig: go.Figure, title: str = "", height: int = 360) -> go.Figure:
+    # A horizontal legend sits just above the plot; the title goes above it (never on top of it).
+    legend = bool(fig.layout.showlegend is not False and len(fig.data) > 1)
+    top = (40 if title else 10) + (30 if legend else 0)
     fig.update_layout(
-        title=title or None,
-        height=height,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container", pad_t=8)
+        if title
+        else None,
+        height=height + (30 if legend else 0),
+        margin=dict(l=10, r=10, t=top, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, title_text=""),
     )
     return fig
 
@@ -55,11 +60,22 @@ def activity_histogram(per_user: pd.Series, cold_k: int | None = None) -> go.Fig
             hovertemplate="%{x:.0f}+ interactions: %{y} users<extra></extra>",
         )
     )
-    fig.update_xaxes(type="log", title="interactions per user (log)")
+    fig.update_xaxes(
+        type="log", title="interactions per user (log)", range=[0, np.log10(edges[-1])]
+    )
     fig.update_yaxes(title="users")
     if cold_k:
         fig.add_vline(x=max(cold_k, 1), line_dash="dash", line_color=AFTER)
-        fig.add_annotation(x=np.log10(max(cold_k, 1)), y=1, yref="paper", text=f"cold ≤ {cold_k}")
+        fig.add_annotation(
+            x=np.log10(max(cold_k, 1)),
+            y=0.97,
+            yref="paper",
+            yanchor="top",
+            xanchor="left",
+            showarrow=False,
+            text=f" cold ≤ {cold_k}",
+            font=dict(color=AFTER),
+        )
     return _layout(fig, "Interactions per user")
 
 
@@ -78,6 +94,8 @@ def activity_over_time(series: pd.DataFrame, x: str, y: str = "n", title: str = 
     if series.empty:
         return empty_figure("no activity")
     fig = px.line(series, x=x, y=y)
+    fig.update_xaxes(title=None if x == "when" else x)
+    fig.update_yaxes(title=y.removeprefix("n_").replace("_", " "))
     return _layout(fig, title or "Activity over time")
 
 
@@ -114,7 +132,8 @@ def loss_curve(
             )
     if not fig.data:
         return empty_figure("no loss recorded for this method")
-    fig.update_xaxes(title="step")
+    longest = max(len(t.x) for t in fig.data)
+    fig.update_xaxes(title="step", dtick=1 if longest <= 12 else None)
     fig.update_yaxes(title="loss")
     return _layout(fig, title or "Inner-loop loss", height=300)
 
@@ -272,7 +291,7 @@ def embedding_map(
                     y=d["y"],
                     mode="markers+text" if kind in ("prototype", "before", "after") else "markers",
                     text=d["label"] if kind in ("prototype", "before", "after") else None,
-                    textposition="top center",
+                    textposition="bottom center" if kind == "before" else "top center",
                     name=str(kind),
                     marker=styles.get(str(kind), dict(size=10)),
                     hovertext=d["label"],
@@ -281,7 +300,10 @@ def embedding_map(
             )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(
-        dragmode="lasso", legend=dict(orientation="v", x=1.01, y=1, font=dict(size=10))
+    fig = _layout(fig, title, height=height)
+    return fig.update_layout(
+        dragmode="lasso",
+        height=height,
+        margin=dict(t=40 if title else 10),
+        legend=dict(orientation="v", x=1.01, y=1, yanchor="top", font=dict(size=10)),
     )
-    return _layout(fig, title, height=height)

@@ -109,35 +109,83 @@ def _model_picker(ctx: AppContext) -> None:
 
 def _auto_training(ctx: AppContext) -> None:
     """First start: train demo models in the background and show their progress here."""
-    if os.environ.get("METAREC_AUTOTRAIN", "1") == "0":
-        return
-    job_id = services.ensure_demo_models(ctx.store, ctx.dataset, res.paths(), res.encoder_name())
+    job_id = demo_job(ctx)
     if not job_id:
         return
     done_key = f"app_demo_seen_{job_id}"
     if st.session_state.get(done_key):
         return
-    _demo_status(job_id, done_key)
+    _demo_status(job_id, done_key, ctx.model is not None)
+
+
+def demo_job(ctx: AppContext) -> str | None:
+    """The id of the automatic demo-training job of the current dataset (started when the dataset
+    has no cold-start model yet), or None (models exist, or METAREC_AUTOTRAIN=0)."""
+    if os.environ.get("METAREC_AUTOTRAIN", "1") == "0" or not ctx.dataset:
+        return None
+    return services.ensure_demo_models(ctx.store, ctx.dataset, res.paths(), res.encoder_name())
+
+
+def job_progress(view: jobs.JobView) -> None:
+    """A job's progress bar: which model, which stage, how far, and the time left in the stage."""
+    last = view.last or {}
+    names = [t.name for t in view.spec.tasks]
+    current = last.get("task") or names[min(len(view.models), len(names) - 1)]
+    number = names.index(current) + 1 if current in names else 1
+    step = f" {last.get('current', 0)}/{last.get('total', 0)}" if last.get("total") else ""
+    text = f"model {number} of {len(names)} ({current}): "
+    text += f"{last.get('stage', 'starting')}{step} {last.get('message', '')}".rstrip()
+    st.progress(view.fraction, text=text)
+    eta = f" · about {view.eta_s:.0f} s left in this stage" if view.eta_s else ""
+    st.caption(f"{view.elapsed:.0f} s elapsed{eta}")
 
 
 @st.fragment(run_every=2)
-def _demo_status(job_id: str, done_key: str) -> None:
+def _demo_status(job_id: str, done_key: str, had_model: bool) -> None:
     with error_boundary("reading the training progress"):
         view = jobs.read_job(job_id, res.paths())
         if view.active:
             st.markdown("**Training the demo models…**")
-            eta = f" · about {view.eta_s:.0f} s left in this stage" if view.eta_s else ""
-            last = view.last or {}
-            st.progress(
-                view.fraction,
-                text=f"{last.get('stage', 'starting')} {last.get('message', '')}".strip(),
-            )
-            st.caption(f"{view.elapsed:.0f} s elapsed{eta}. The labs unlock when it finishes.")
+            job_progress(view)
+            st.caption("The Cold-Start Lab opens as soon as its model is ready.")
         elif view.state == "done":
             st.session_state[done_key] = True
             st.success("Demo models ready.")
-            time.sleep(0.2)
-            st.rerun()  # refresh the model pickers everywhere
+            if not had_model:  # unlock the labs; a page already unlocked is not interrupted
+                time.sleep(0.2)
+                st.rerun()
         else:
             st.session_state[done_key] = True
             st.warning(f"Demo training {view.state}: {view.error}. Retry from Training & Runs.")
+
+
+def wait_for_model(ctx: AppContext, what: str) -> None:
+    """The page-level state of a page that needs the cold-start model while there is none: the
+    demo training's live progress (the page unlocks by itself), else a pointer to Training."""
+    job_id = demo_job(ctx)
+    view = jobs.read_job(job_id, res.paths()) if job_id else None
+    if view is not None and view.active:
+        st.info(
+            f"**The demo model is training** in the background (a minute or two on a laptop "
+            f"CPU). {what} opens by itself when it is ready; the other pages work meanwhile."
+        )
+        _page_progress(job_id, ctx.dataset)
+    elif view is not None and view.state in ("failed", "cancelled"):
+        st.warning(
+            f"The automatic demo training {view.state}: {view.error}. "
+            "Start a training run on **Training & Runs**."
+        )
+    else:
+        st.info("No cold-start model for this dataset yet: train one on **Training & Runs**.")
+    st.stop()
+
+
+@st.fragment(run_every=2)
+def _page_progress(job_id: str, dataset: str) -> None:
+    with error_boundary("reading the training progress"):
+        view = jobs.read_job(job_id, res.paths())
+        ready = bool(services.list_models(res.paths(), dataset, "coldstart"))
+        if view.active and not ready:
+            job_progress(view)
+        else:  # the cold-start model is there (the categories one may still train), or it failed
+            st.rerun()

@@ -18,13 +18,13 @@ def show_error(exc: BaseException, what: str = "") -> None:
     """An error box: the message for people, the traceback inside an expander."""
     where = f" while {what}" if what else ""
     if isinstance(exc, MetaRecError):
-        st.error(f"{exc}", icon="⚠️")
+        st.error(f"{exc}", icon=":material/warning:")
         return
     log.exception("unexpected error%s", where)
     st.error(
         f"Something went wrong{where}: {type(exc).__name__}: {exc}. "
         "The details below help a developer; the rest of the app still works.",
-        icon="🚨",
+        icon=":material/error:",
     )
     with st.expander("Details"):
         st.code("".join(traceback.format_exception(exc)), language="text")

@@ -6,7 +6,10 @@ their own data folder get their own); ``st.cache_data(ttl=...)`` holds query res
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +19,7 @@ from metarec_core import services
 from metarec_core.config import Paths
 
 TTL = 600  # seconds a cached query result lives
+log = logging.getLogger("metarec.app")
 
 
 def paths() -> Paths:
@@ -48,17 +52,47 @@ def close_store() -> None:
     st.cache_data.clear()
 
 
-@st.cache_resource(show_spinner=False)
-def encoder(name: str):
-    from metarec_core.embed.encoder import get_encoder
+class LazyEncoder:
+    """Stands in for the named text encoder and loads it on the first ``encode`` only: with the
+    embeddings cached (the usual case once the demo model is trained) pages never pay the several
+    seconds that loading MiniLM costs."""
 
-    return get_encoder(name)
+    def __init__(self, name: str) -> None:
+        from metarec_core.embed.encoder import MINILM_ID, FakeEncoder, MiniLMEncoder
+
+        self.name = name
+        fake = name.startswith("fake")
+        self.model_id = FakeEncoder.model_id if fake else MiniLMEncoder.model_id
+        self.dim = FakeEncoder().dim if fake else MiniLMEncoder.dim
+        if not fake and name not in ("minilm", MINILM_ID):
+            raise ValueError(f"unknown encoder '{name}'")
+
+    def encode(self, texts, batch_size: int = 64, progress=None):
+        from metarec_core.embed.encoder import get_encoder
+        from metarec_core.types import no_progress
+
+        return get_encoder(self.name).encode(texts, batch_size, progress or no_progress)
+
+
+@st.cache_resource(show_spinner=False)
+def encoder(name: str) -> LazyEncoder:
+    """The app's text encoder (one per process; the model itself loads when first needed)."""
+    return LazyEncoder(name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def coldstart_model(path: str, created: float):
-    """A loaded cold-start model (``created`` keys the cache so a replaced model reloads)."""
-    return services.load_coldstart(Path(path))
+    """A loaded cold-start model (``created`` keys the cache so a replaced model reloads), warmed
+    up with one tiny recommendation: its item tables are built lazily (~1.5 s on ml-100k), and
+    that belongs to loading the page, not to the first press of "Adapt"."""
+    model = services.load_coldstart(Path(path))
+    try:
+        first = next(iter(model.index))
+        support = pd.DataFrame({"user_id": ["warm-up"], "item_id": [first], "position": [0]})
+        model.recommend(support, top=10, method="adapted")
+    except Exception:  # noqa: BLE001 - a failed warm-up only costs time later
+        log.warning("cold-start model warm-up failed", exc_info=True)
+    return model
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -94,9 +128,19 @@ def categories_of(db: str, dataset: str) -> list[str]:
 
 @st.cache_resource(show_spinner=False)
 def umap_warm_up():
-    """Compile UMAP once per server process in the background (the first map is then fast)."""
+    """Once per server process, in the background after the first page has drawn: import torch
+    and the cold-start engine (the Cold-Start Lab's first visit then skips ~3 s) and compile
+    UMAP's numba kernels (the first map then skips ~15-45 s)."""
     if os.environ.get("METAREC_UMAP_WARMUP", "1") == "0":
         return None
     from metarec_core.viz.projection import start_warm_up
 
+    def _engines() -> None:
+        time.sleep(3.0)  # let the first page draw first
+        try:
+            import metarec_core.coldstart.model  # noqa: F401 - imports torch
+        except Exception:  # noqa: BLE001 - a failed warm-up only costs time later
+            log.warning("engine warm-up failed", exc_info=True)
+
+    threading.Thread(target=_engines, name="engine-warm-up", daemon=True).start()
     return start_warm_up()

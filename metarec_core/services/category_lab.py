@@ -1,0 +1,242 @@
+"""The New Category Lab: category tasks, classification runs, metrics and the report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from metarec_core.errors import NotFoundError, ValidationError
+from metarec_core.types import Progress, no_progress
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+def load_category_model(path: Path):
+    """A trained category model from its directory."""
+    from metarec_core.categories import CategoryModel
+
+    return CategoryModel.load(path)
+
+
+def category_task(
+    items: pd.DataFrame,
+    categories: list[str],
+    k: int,
+    seed: int = 0,
+    foreign: int = 0,
+) -> tuple[dict[str, str], list[str], pd.Series]:
+    """Treat existing categories as new: k labelled items each, the rest as queries with truth.
+
+    Args:
+        categories: the categories to pretend are new (at least 2).
+        k: labelled examples per category (its other items become queries).
+        foreign: also mix in this many items of *other* categories (truth "(other)") to judge
+            the open-set "none of these" answer.
+    Returns (labels item_id -> category, query item ids, truth per query item id).
+    """
+    if len(categories) < 2:
+        raise ValidationError("choose at least 2 categories to treat as new")
+    rng = np.random.default_rng(seed)
+    items = items[items["title"].astype(str).str.strip() != ""]
+    labels: dict[str, str] = {}
+    truth: dict[str, str] = {}
+    for cat in categories:
+        ids = items.loc[items["category"] == cat, "item_id"].astype(str).to_numpy()
+        if len(ids) < k + 1:
+            raise ValidationError(
+                f"category '{cat}' has {len(ids)} item(s); need more than k = {k}"
+            )
+        ids = rng.permutation(ids)
+        labels.update({i: cat for i in ids[:k]})
+        truth.update({i: cat for i in ids[k:]})
+    if foreign:
+        others = items.loc[~items["category"].isin(categories), "item_id"].astype(str).to_numpy()
+        for i in rng.permutation(others)[:foreign]:
+            truth[i] = OTHER
+    return labels, list(truth), pd.Series(truth, name="truth")
+
+
+OTHER = "(other)"  # truth of an item from none of the new categories
+NONE = "(none of these)"  # the open-set answer
+
+
+@dataclass
+class CategoryRun:
+    """Everything the New Category Lab shows after one run."""
+
+    labels: dict[str, str]
+    predictions: pd.DataFrame  # item_id, title, predicted, confidence[, truth, correct]
+    categories: list[str]
+    accuracy: float | None
+    macro_f1: float | None
+    loo_accuracy: float | None
+    loo: pd.DataFrame
+    confusion: pd.DataFrame
+    label_next: pd.DataFrame
+    closest: pd.DataFrame
+    open_set: bool
+    threshold: float | None
+    open_metrics: dict[str, float]
+    model_used: str
+    seconds: float
+    truth_known: bool
+
+
+def classify_categories(
+    items: pd.DataFrame,
+    labels: dict[str, str],
+    query_ids: list[str] | None = None,
+    truth: pd.Series | None = None,
+    model=None,
+    open_set: bool = False,
+    encoder=None,
+    progress: Progress = no_progress,
+    model_name: str | None = None,
+) -> CategoryRun:
+    """Few-shot classify ``query_ids`` (default: every unlabelled item) into the labelled categories.
+
+    ``labels`` maps item id -> category (k per category); ``truth`` (item id -> category or
+    OTHER) enables accuracy, macro-F1, the query confusion matrix and open-set precision/recall.
+    """
+    from metarec_core import categories as cat_engine
+
+    t0 = time.perf_counter()
+    if len({c for c in labels.values()}) < 2:
+        raise ValidationError("label items of at least 2 categories first")
+    by_id = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")
+    missing = [i for i in labels if i not in by_id.index]
+    if missing:
+        raise NotFoundError(f"{len(missing)} labelled item(s) are not in the catalogue")
+    support = pd.DataFrame(
+        {
+            "item_id": list(labels),
+            "title": by_id.loc[list(labels), "title"].to_numpy(),
+            "category": list(labels.values()),
+        }
+    )
+    if query_ids is None:
+        query_ids = [i for i in by_id.index if i not in labels]
+    query_ids = [str(i) for i in query_ids if str(i) not in labels]
+    query = pd.DataFrame({"item_id": query_ids, "title": by_id.loc[query_ids, "title"].to_numpy()})
+    result = cat_engine.classify(
+        support, query, model=model, open_set=open_set, encoder=encoder, progress=progress
+    )
+    preds = result.predictions.merge(query, on="item_id", how="left")
+    preds["predicted"] = preds["category"].fillna(NONE)
+    preds = preds.drop(columns=["category"])
+    acc = f1 = None
+    open_metrics: dict[str, float] = {}
+    if truth is not None:
+        preds["truth"] = preds["item_id"].map(truth).fillna(OTHER)
+        preds["correct"] = preds["predicted"] == preds["truth"]
+        inset = preds[preds["truth"] != OTHER]
+        acc = float(inset["correct"].mean()) if len(inset) else None
+        f1 = _macro_f1(inset["truth"], inset["predicted"], result.categories)
+        conf = pd.crosstab(preds["truth"], preds["predicted"])
+        if open_set:
+            open_metrics = _open_set_metrics(preds)
+    else:
+        conf = cat_engine.confusion(result)
+    cols = ["item_id", "title", "predicted", "confidence"] + (
+        ["truth", "correct"] if truth is not None else []
+    )
+    return CategoryRun(
+        labels=dict(labels),
+        predictions=preds[cols].sort_values("confidence", ascending=False).reset_index(drop=True),
+        categories=list(result.categories),
+        accuracy=acc,
+        macro_f1=f1,
+        loo_accuracy=result.leave_one_out,
+        loo=cat_engine.leave_one_out(result),
+        confusion=conf,
+        label_next=cat_engine.label_next(result, n=10),
+        closest=cat_engine.closest_to_prototypes(result, n=5),
+        open_set=open_set,
+        threshold=result.threshold,
+        open_metrics=open_metrics,
+        model_used=f"model {model_name}" if model_name else result.model_used,
+        seconds=time.perf_counter() - t0,
+        truth_known=truth is not None,
+    )
+
+
+def _macro_f1(truth: pd.Series, pred: pd.Series, categories: list[str]) -> float | None:
+    if truth.empty:
+        return None
+    scores = []
+    for c in categories:
+        tp = float(((pred == c) & (truth == c)).sum())
+        fp = float(((pred == c) & (truth != c)).sum())
+        fn = float(((pred != c) & (truth == c)).sum())
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / max(2 * tp + fp + fn, 1e-12))
+    return float(np.mean(scores)) if scores else None
+
+
+def _open_set_metrics(preds: pd.DataFrame) -> dict[str, float]:
+    """Precision/recall of the new categories among all products, and foreign rejection."""
+    accepted = preds["predicted"] != NONE
+    inset = preds["truth"] != OTHER
+    right = accepted & preds["correct"]
+    out = {
+        "precision": float(right.sum() / max(accepted.sum(), 1)),
+        "recall": float(right.sum() / max(inset.sum(), 1)),
+    }
+    if (~inset).any():
+        out["foreign rejected"] = float((~accepted & ~inset).sum() / (~inset).sum())
+    return out
+
+
+def category_report(run: CategoryRun, dataset: str) -> str:
+    """The New Category Lab's results as a self-contained HTML report."""
+    from metarec_core.report import Section, build_report
+    from metarec_core.viz import figures as fig
+
+    cards = {
+        "categories": len(run.categories),
+        "labelled items": len(run.labels),
+        "leave-one-out accuracy": run.loo_accuracy,
+    }
+    if run.truth_known:
+        cards.update({"accuracy": run.accuracy, "macro-F1": run.macro_f1})
+    cards.update(run.open_metrics)
+    sections = [
+        Section(
+            "Summary",
+            [
+                f"New categories: {', '.join(run.categories)}. Model: {run.model_used}. "
+                + (
+                    "Open set: items below the threshold are 'none of these'."
+                    if run.open_set
+                    else ""
+                ),
+                cards,
+            ],
+        ),
+        Section("Confusion matrix", [fig.confusion_heatmap(run.confusion)]),
+        Section(
+            "Confidence",
+            [
+                fig.confidence_histogram(
+                    run.predictions.rename(columns={"predicted": "category"}), run.threshold
+                )
+            ],
+        ),
+        Section("Predicted members (most confident first)", [run.predictions]),
+        Section("Items worth labelling next", [run.label_next]),
+        Section(
+            "Labelled examples",
+            [pd.DataFrame({"item_id": list(run.labels), "category": list(run.labels.values())})],
+        ),
+    ]
+    return build_report(f"New categories · {dataset}", sections, subtitle=dataset)

@@ -1,0 +1,343 @@
+"""The Cold-Start Lab: loading models, adapting one user, cohorts and the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from metarec_core.errors import ValidationError
+from metarec_core.types import Progress, ProgressEvent, no_progress
+
+if TYPE_CHECKING:
+    pass
+
+from metarec_core.services.data import COLD_FRACTION, MAX_COLD
+from metarec_core.services.models import ModelInfo, build_config
+
+log = logging.getLogger(__name__)
+
+TEST_COLDSTART = {
+    "epochs": 2,
+    "min_steps": 0,
+    "dim": 16,
+    "batch_size": 32,
+    "neighbours": 20,
+    "k_max": 5,
+}
+EVAL_KS = (1, 3, 5, 10)
+COLD_USERS_FILE = "cold_users.json"
+
+
+def load_coldstart(path: Path, device: str = "auto"):
+    """A trained cold-start model from its directory."""
+    from metarec_core.coldstart import ColdStartModel
+
+    return ColdStartModel.load(path, device=device)
+
+
+def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress) -> None:
+    """Hold out cold users, meta-train on the warm ones, save, and evaluate on the cold ones."""
+    from metarec_core.coldstart import ColdStartConfig, train_model
+    from metarec_core.data.splits import split_users
+
+    inter, items = frames["interactions"], frames["items"]
+    cfg = build_config(ColdStartConfig, task.config, device=spec.device)
+    split = split_users(inter, COLD_FRACTION, MAX_COLD, seed=cfg.seed, min_interactions=cfg.k + 1)
+    warm = inter[inter["user_id"].isin(split.warm)]
+    encoder = None
+    if spec.encoder != "minilm":  # MiniLM goes through the persistent cache when None
+        from metarec_core.embed.encoder import get_encoder
+
+        encoder = get_encoder(spec.encoder)
+    model = train_model(warm, items, cfg, progress, encoder)
+    model.save(out_dir)
+    (out_dir / COLD_USERS_FILE).write_text(json.dumps(split.cold))
+    if task.evaluate and split.cold:
+        cold = inter[inter["user_id"].isin(split.cold)]
+        table = evaluate_model(model, cold, progress=progress)
+        (out_dir / "evaluation.json").write_text(
+            json.dumps({"rows": table.to_dict("records")}, indent=1)
+        )
+
+
+def per_user_metrics(
+    model, interactions: pd.DataFrame, k: int, methods, users: list[str] | None = None
+) -> pd.DataFrame:
+    """HR@10, NDCG@10 and Recall@20 of each method for each user (support = first k)."""
+    from metarec_core.data.splits import support_query
+    from metarec_core.evaluate.metrics import hr_at_k, ndcg_at_k, recall_at_k
+
+    if users is not None:
+        interactions = interactions[interactions["user_id"].isin(users)]
+    support, query = support_query(interactions, k)
+    if support.empty:
+        return pd.DataFrame(columns=["user_id", "method", "hr@10", "ndcg@10", "recall@20"])
+    relevant = query.groupby("user_id")["item_id"].apply(set)
+    rows = []
+    for method in methods:
+        recs = model.recommend(support[["user_id", "item_id", "position"]], top=20, method=method)
+        ranked = recs.frame.sort_values(["user_id", "rank"]).groupby("user_id")["item_id"]
+        for user, items in ranked:
+            rel, lst = relevant.get(user, set()), items.tolist()
+            rows.append(
+                (user, method, hr_at_k(lst, rel), ndcg_at_k(lst, rel), recall_at_k(lst, rel))
+            )
+    return pd.DataFrame(rows, columns=["user_id", "method", "hr@10", "ndcg@10", "recall@20"])
+
+
+def evaluate_model(
+    model, cold: pd.DataFrame, ks=EVAL_KS, methods=None, progress: Progress = no_progress
+) -> pd.DataFrame:
+    """Methods × k table (mean and 95% interval) on the model's held-out cold users."""
+    from metarec_core.coldstart import METHODS
+    from metarec_core.evaluate.metrics import mean_ci95
+
+    methods = list(methods or METHODS)
+    rows = []
+    for n, k in enumerate(ks):
+        progress(ProgressEvent("evaluate", n, len(ks), f"k = {k}"))
+        per = per_user_metrics(model, cold, k, methods)
+        for method, d in per.groupby("method", sort=False):
+            row = {"method": method, "k": k, "n_users": int(d["user_id"].nunique())}
+            for metric in ("hr@10", "ndcg@10", "recall@20"):
+                mean, half = mean_ci95(d[metric])
+                row.update({metric: mean, f"{metric}_lo": mean - half, f"{metric}_hi": mean + half})
+            rows.append(row)
+    progress(ProgressEvent("evaluate", len(ks), len(ks), "done"))
+    return pd.DataFrame(rows)
+
+
+def held_out_users(model: ModelInfo, interactions: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The model's cold users with more than k interactions: user_id, n_interactions."""
+    try:
+        cold = json.loads((model.path / COLD_USERS_FILE).read_text())
+    except (OSError, ValueError):
+        cold = []
+    counts = interactions.groupby("user_id").size().rename("n_interactions").reset_index()
+    counts = counts[counts["user_id"].isin(cold) & (counts["n_interactions"] > k)]
+    return counts.sort_values(["n_interactions", "user_id"]).reset_index(drop=True)
+
+
+@dataclass
+class AdaptResult:
+    """One user before and after few-shot adaptation, ready to render."""
+
+    user: str
+    support: pd.DataFrame  # item_id, title, category
+    later: pd.DataFrame  # the user's later items (empty for a made-up user)
+    before: pd.DataFrame  # rank, item_id, title, category, score, hit, because
+    after: pd.DataFrame  # ... plus before_rank, rank_change
+    metrics: pd.DataFrame  # metric, before, after
+    losses: list[float]
+    mix_before: pd.DataFrame  # category, share
+    mix_after: pd.DataFrame
+    method: str
+    baseline: str
+    seconds: float
+    fallback: bool
+    skipped: int
+
+
+def _mix(recs: pd.DataFrame) -> pd.DataFrame:
+    share = recs["category"].fillna("(none)").value_counts(normalize=True)
+    return share.rename_axis("category").rename("share").reset_index()
+
+
+def adapt_user(
+    model,
+    items: pd.DataFrame,
+    support_ids: list[str],
+    later_ids: list[str] | None = None,
+    method: str = "adapted",
+    baseline: str = "no-adapt",
+    top: int = 10,
+    user: str = "new user",
+) -> AdaptResult:
+    """Recommend for one user from its support items, before (``baseline``) and after (``method``).
+
+    ``later_ids`` are the user's later interactions, when known: they mark hits and give HR@10,
+    NDCG@10 and Recall@20 before vs after.
+    """
+    from metarec_core.evaluate.metrics import hr_at_k, ndcg_at_k, recall_at_k
+
+    if not support_ids:
+        raise ValidationError("pick at least one item for the user's history")
+    t0 = time.perf_counter()
+    sup = pd.DataFrame(
+        {
+            "user_id": user,
+            "item_id": [str(i) for i in support_ids],
+            "position": np.arange(len(support_ids)),
+        }
+    )
+    after = model.recommend(sup, top=max(top, 20), method=method)
+    before = model.recommend(sup, top=200, method=baseline)
+    seconds = time.perf_counter() - t0
+    meta = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id")
+    meta = meta.set_index("item_id")[["title", "category"]]
+    later = [str(i) for i in (later_ids or [])]
+    later_set = set(later)
+
+    def _table(frame: pd.DataFrame) -> pd.DataFrame:
+        t = frame[["rank", "item_id", "score", "explanation"]].copy()
+        t["item_id"] = t["item_id"].astype(str)
+        t = t.join(meta, on="item_id")
+        t["hit"] = t["item_id"].isin(later_set)
+        t["because"] = t["explanation"].map(
+            lambda e: "; ".join(str(meta["title"].get(i, i)) for i in str(e).split("|") if i)
+        )
+        return t.drop(columns=["explanation"])
+
+    b_all, a_all = _table(before.frame), _table(after.frame)
+    before_rank = dict(zip(b_all["item_id"], b_all["rank"], strict=True))
+    a = a_all.head(top).copy()
+    a["before_rank"] = a["item_id"].map(before_rank)
+    a["rank_change"] = a["before_rank"] - a["rank"]  # > 0: moved up; NaN: new in the top 200
+    b = b_all.head(top)
+    metrics = pd.DataFrame(columns=["metric", "before", "after"])
+    if later_set:
+        bl, al = b_all["item_id"].tolist(), a_all["item_id"].tolist()
+        metrics = pd.DataFrame(
+            [
+                ("HR@10", hr_at_k(bl, later_set), hr_at_k(al, later_set)),
+                ("NDCG@10", ndcg_at_k(bl, later_set), ndcg_at_k(al, later_set)),
+                ("Recall@20", recall_at_k(bl, later_set), recall_at_k(al, later_set)),
+            ],
+            columns=["metric", "before", "after"],
+        )
+    support = pd.DataFrame({"item_id": sup["item_id"]}).join(meta, on="item_id")
+    later_df = pd.DataFrame({"item_id": later}).join(meta, on="item_id")
+    return AdaptResult(
+        user=user,
+        support=support,
+        later=later_df,
+        before=b.reset_index(drop=True),
+        after=a.reset_index(drop=True),
+        metrics=metrics,
+        losses=list(after.loss_curves.get(user, [])),
+        mix_before=_mix(b),
+        mix_after=_mix(a),
+        method=method,
+        baseline=baseline,
+        seconds=seconds,
+        fallback=bool(after.fallback_users),
+        skipped=int(after.skipped_items),
+    )
+
+
+def adapt_held_out(
+    model,
+    items: pd.DataFrame,
+    history: pd.DataFrame,
+    k: int,
+    method: str = "adapted",
+    baseline: str = "no-adapt",
+    top: int = 10,
+) -> AdaptResult:
+    """Adapt to a real user's first k interactions; the later ones are the ground truth."""
+    from metarec_core.data.splits import support_query
+
+    user = str(history["user_id"].iloc[0])
+    support, query = support_query(history, k)
+    if support.empty:
+        raise ValidationError(f"user {user} has no interactions after the first {k}")
+    return adapt_user(
+        model,
+        items,
+        support["item_id"].astype(str).tolist(),
+        query["item_id"].astype(str).tolist(),
+        method,
+        baseline,
+        top,
+        user,
+    )
+
+
+@dataclass
+class Cohort:
+    """Many cold users at once: per-user metrics of each method and the gain over a baseline."""
+
+    per_user: pd.DataFrame  # user_id, method, hr@10, ndcg@10, recall@20
+    summary: pd.DataFrame  # method, mean of each metric, share of users improved
+    gains: pd.DataFrame  # user_id, method, gain (ndcg@10 minus the baseline's)
+    baseline: str
+    k: int
+    seconds: float
+
+
+def cohort(
+    model,
+    interactions: pd.DataFrame,
+    users: list[str],
+    k: int,
+    methods: list[str],
+    baseline: str = "no-adapt",
+) -> Cohort:
+    """Run every method for many cold users; gains are NDCG@10 against ``baseline``."""
+    t0 = time.perf_counter()
+    methods = list(dict.fromkeys([baseline, *methods]))
+    per = per_user_metrics(model, interactions, k, methods, users)
+    if per.empty:
+        raise ValidationError(f"none of these users has interactions after the first {k}")
+    wide = per.pivot_table(index="user_id", columns="method", values="ndcg@10")
+    gains = (
+        wide.sub(wide[baseline], axis=0)
+        .drop(columns=[baseline])
+        .reset_index()
+        .melt(id_vars="user_id", var_name="method", value_name="gain")
+    )
+    summary = per.groupby("method")[["hr@10", "ndcg@10", "recall@20"]].mean()
+    improved = gains.groupby("method")["gain"].apply(lambda g: float((g > 0).mean()))
+    summary["users improved"] = improved
+    summary = summary.reset_index().sort_values("ndcg@10", ascending=False)
+    return Cohort(per, summary, gains, baseline, k, time.perf_counter() - t0)
+
+
+def coldstart_report(
+    result: AdaptResult | None, dataset: str, cohort_: Cohort | None = None
+) -> str:
+    """The Cold-Start Lab's results as a self-contained HTML report."""
+    from metarec_core.report import Section, build_report
+    from metarec_core.viz import figures as fig
+
+    sections = []
+    if result is not None:
+        cards = {
+            "user": result.user,
+            "support items": len(result.support),
+            "adapt time (s)": round(result.seconds, 3),
+        }
+        for _, r in result.metrics.iterrows():
+            cards[f"{r['metric']} before → after"] = f"{r['before']:.3f} → {r['after']:.3f}"
+        sections += [
+            Section(
+                "The user",
+                [f"Method '{result.method}' against '{result.baseline}'.", cards, result.support],
+            ),
+            Section("Recommendations before adaptation", [result.before]),
+            Section("Recommendations after adaptation", [result.after]),
+            Section("Category mix", [fig.mix_before_after(result.mix_before, result.mix_after)]),
+        ]
+        if len(result.metrics):
+            sections.append(Section("Metrics", [fig.metric_bars(result.metrics)]))
+        if result.losses:
+            sections.append(Section("Inner loop", [fig.loss_curve(result.losses)]))
+    if cohort_ is not None:
+        sections += [
+            Section(f"Cohort of cold users (k = {cohort_.k})", [cohort_.summary]),
+            Section("Per-user NDCG@10 by method", [fig.gains_distribution(cohort_.per_user)]),
+            Section(
+                f"Gain over {cohort_.baseline}",
+                [fig.gains_distribution(cohort_.gains.rename(columns={"gain": "ndcg@10"}))],
+            ),
+        ]
+    if not sections:
+        sections = [Section("Nothing yet", ["Adapt a user or run a cohort first."])]
+    return build_report(f"Cold-start users · {dataset}", sections, subtitle=dataset)

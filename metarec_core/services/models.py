@@ -1,0 +1,257 @@
+"""Models, background jobs and training: listing, the active model, the demo models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from metarec_core.config import Paths
+from metarec_core.errors import ConflictError, ValidationError
+from metarec_core.types import Progress
+
+if TYPE_CHECKING:
+    from metarec_core.data.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A trained model directory and what is known about it."""
+
+    name: str
+    dataset: str
+    kind: str  # "coldstart" | "categories"
+    path: Path
+    created: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
+        return f"{self.name} ({when})"
+
+
+def list_models(
+    paths: Paths | None = None, dataset: str | None = None, kind: str | None = None
+) -> list[ModelInfo]:
+    """Trained models (newest first), optionally of one dataset and kind."""
+    paths = paths or Paths()
+    root = paths.models_dir
+    out: list[ModelInfo] = []
+    if not root.exists():
+        return out
+    for meta_file in root.glob("*/*/metarec_meta.json"):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        d = meta_file.parent
+        if ".partial-" in d.name:
+            continue
+        info = ModelInfo(
+            name=d.name,
+            dataset=d.parent.name,
+            kind=str(meta.get("kind", "coldstart")),
+            path=d,
+            created=float(meta.get("created", d.stat().st_mtime)),
+            meta=meta,
+        )
+        if (dataset is None or info.dataset == dataset) and (kind is None or info.kind == kind):
+            out.append(info)
+    return sorted(out, key=lambda m: m.created, reverse=True)
+
+
+def _active_file(paths: Paths) -> Path:
+    return paths.models_dir / "active.json"
+
+
+def active_model(paths: Paths | None, dataset: str, kind: str = "coldstart") -> ModelInfo | None:
+    """The model chosen as active for (dataset, kind), else the newest one, else None."""
+    paths = paths or Paths()
+    models = list_models(paths, dataset, kind)
+    if not models:
+        return None
+    try:
+        chosen = json.loads(_active_file(paths).read_text()).get(f"{dataset}/{kind}")
+    except (OSError, ValueError):
+        chosen = None
+    for m in models:
+        if m.name == chosen:
+            return m
+    return models[0]
+
+
+def set_active_model(paths: Paths | None, model: ModelInfo) -> None:
+    """Remember ``model`` as the active one for its dataset and kind."""
+    paths = paths or Paths()
+    f = _active_file(paths)
+    try:
+        data = json.loads(f.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[f"{model.dataset}/{model.kind}"] = model.name
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(f)
+
+
+def delete_model(paths: Paths | None, model: ModelInfo) -> None:
+    """Delete a model directory (refused while a job writes it)."""
+    from metarec_core.jobs import _lock_path, _read_json, pid_alive
+
+    paths = paths or Paths()
+    lock = _lock_path(paths, model.dataset, model.name)
+    if lock.exists() and pid_alive((_read_json(lock) or {}).get("pid")):
+        raise ConflictError(f"model '{model.name}' is being written by a job")
+    if paths.models_dir.resolve() not in model.path.resolve().parents:
+        raise ValidationError(f"refusing to delete {model.path}: not under {paths.models_dir}")
+    shutil.rmtree(model.path)
+
+
+def evaluation_table(model: ModelInfo) -> pd.DataFrame:
+    """The model's evaluation report as a methods × k table (empty when there is none)."""
+    f = model.path / "evaluation.json"
+    if not f.exists():
+        return pd.DataFrame()
+    try:
+        rows = json.loads(f.read_text()).get("rows", [])
+    except (OSError, ValueError):
+        return pd.DataFrame()
+    return pd.DataFrame(rows)
+
+
+def default_model_name(kind: str) -> str:
+    """A fresh model directory name, e.g. coldstart-20261123-0915."""
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def start_training(
+    store: Store,
+    dataset: str,
+    tasks: list[tuple[str, str, dict]],
+    device: str = "auto",
+    encoder: str = "minilm",
+    paths: Paths | None = None,
+    label: str = "",
+    auto: bool = False,
+    evaluate: bool = True,
+) -> str:
+    """Start a background job training ``tasks`` = [(kind, name, config overrides)]; its id."""
+    from metarec_core.jobs import JobSpec, TrainTask, start_job
+
+    spec = JobSpec(
+        dataset=dataset,
+        tasks=tuple(TrainTask(k, n, dict(c), evaluate) for k, n, c in tasks),
+        device=device,
+        encoder=encoder,
+        label=label,
+        auto=auto,
+    )
+    frames = {"interactions": store.interactions(dataset), "items": store.items(dataset)}
+    return start_job(spec, frames, paths)
+
+
+# Settings of the models trained automatically on first start (a minute or two on 2 cores):
+# the engine's defaults, but with a bounded number of meta-training steps (the engine's own
+# min_steps=200 takes ~10 minutes on ml-100k here; 32 is what the demo used before).
+DEMO_COLDSTART: dict = {"min_steps": 32}
+DEMO_CATEGORIES = {"episodes": 400}
+# METAREC_DEMO_TRAINING=quick (the browser smoke test): the same path with smaller settings.
+DEMO_QUICK_COLDSTART = {"epochs": 2, "dim": 32, "min_steps": 0}
+DEMO_QUICK_CATEGORIES = {"episodes": 60}
+
+
+def demo_settings() -> tuple[dict, dict, bool]:
+    """(cold-start overrides, category overrides, evaluate?) of the automatic demo training."""
+    if os.environ.get("METAREC_DEMO_TRAINING", "").lower() == "quick":
+        return dict(DEMO_QUICK_COLDSTART), dict(DEMO_QUICK_CATEGORIES), False
+    return dict(DEMO_COLDSTART), dict(DEMO_CATEGORIES), True
+
+
+TRAIN_METHODS = ["Meta-SGD (learned inner rates)", "MAML (second order)", "First-order MAML"]
+
+
+def coldstart_overrides(method: str, k: int, epochs: int) -> dict:
+    """ColdStartConfig overrides for the Training page's choices."""
+    if method not in TRAIN_METHODS:
+        raise ValidationError(f"unknown training method '{method}'")
+    return {
+        "k": int(k),
+        "epochs": int(epochs),
+        "learn_inner_lr": method == TRAIN_METHODS[0],
+        "first_order": method == TRAIN_METHODS[2],
+    }
+
+
+def ensure_demo_models(
+    store: Store, dataset: str, paths: Paths | None = None, encoder: str = "minilm"
+) -> str | None:
+    """Start the automatic first-run training when ``dataset`` has no cold-start model yet.
+
+    Returns the id of the job that trains (or trained) the demo models, None when models exist
+    or an earlier automatic attempt for this dataset failed (the user can retry in Training).
+    """
+    from metarec_core.jobs import list_jobs
+
+    paths = paths or Paths()
+    jobs = [j for j in list_jobs(paths, dataset) if j.spec.auto]
+    if jobs and jobs[0].active:
+        return jobs[0].job_id
+    if list_models(paths, dataset, "coldstart"):
+        return jobs[0].job_id if jobs and time.time() - (jobs[0].finished or 0) < 30 else None
+    if jobs:  # an automatic attempt ended without a model: do not loop; Training offers a retry
+        return jobs[0].job_id
+    coldstart, categories, evaluate = demo_settings()
+    tasks = [("coldstart", "demo-coldstart", coldstart)]
+    if not list_models(paths, dataset, "categories"):
+        tasks.append(("categories", "demo-categories", categories))
+    try:
+        return start_training(
+            store,
+            dataset,
+            tasks,
+            encoder=encoder,
+            paths=paths,
+            label="demo models",
+            auto=True,
+            evaluate=evaluate,
+        )
+    except ConflictError:
+        return None
+
+
+def build_config(cls, overrides: dict, **extra):
+    """Build an engine config from overrides, ignoring keys it does not know."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(cls)}
+    merged = {**extra, **overrides}
+    unknown = sorted(set(merged) - names)
+    if unknown:
+        log.warning("ignoring unknown %s settings: %s", cls.__name__, ", ".join(unknown))
+    return cls(**{k: v for k, v in merged.items() if k in names})
+
+
+def train_task(spec, task, frames: dict[str, pd.DataFrame], out_dir: Path, progress: Progress):
+    """Train one job task into ``out_dir`` (called by the job worker process)."""
+    items = frames["items"]
+    if task.kind == "categories":
+        from metarec_core.categories import CategoryConfig, train_category_model
+
+        cfg = build_config(CategoryConfig, task.config, encoder=spec.encoder, device=spec.device)
+        model = train_category_model(items, cfg, progress)
+        model.save(out_dir)
+        return
+    from metarec_core.services.coldstart_lab import train_coldstart  # the lab imports this module
+
+    train_coldstart(spec, task, frames, out_dir, progress)
