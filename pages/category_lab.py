@@ -28,15 +28,16 @@ if handoff:
     labels.update({str(i): name for i in ids})
     st.toast(f"{len(ids)} items from the map labelled '{name}'")
 
+NO_MODEL = "Encoder prototypes (no meta-training)"
 MODES = ["Treat existing categories as new", "Label products found by search"]
 mode = st.radio("How to define the new categories", MODES, horizontal=True, key="cat_mode")
 
 models = services.list_models(res.paths(), dataset, "categories")
-choices = ["Plain encoder prototypes"] + [m.name for m in models]
+choices = [NO_MODEL] + [m.name for m in models]
 if not models and demo_job(ctx):
     st.info(
         "The demo category model is training in the background (progress in the sidebar); "
-        "plain encoder prototypes work meanwhile."
+        "encoder prototypes (no meta-training) work meanwhile."
     )
 c1, c2, c3 = st.columns([2, 1, 1])
 model_choice = c1.selectbox("Model", choices, index=1 if models else 0, key="cat_model")

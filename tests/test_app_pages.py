@@ -77,7 +77,7 @@ def test_category_lab_search_labels_with_plain_prototypes():
     at = app_test()
     at.switch_page("pages/category_lab.py").run()
     at.radio(key="cat_mode").set_value("Label products found by search").run()
-    at.selectbox(key="cat_model").set_value("Plain encoder prototypes").run()
+    at.selectbox(key="cat_model").set_value("Encoder prototypes (no meta-training)").run()
     for name, word in (
         ("sweet", "apple"),
         ("sweet", "banana"),

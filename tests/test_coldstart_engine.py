@@ -193,3 +193,41 @@ def test_cuda_training_and_cpu_side_results(frames, tmp_path):
     assert (
         cpu.recommend(support_frame(), top=5).frame.user_id.tolist() == recs.frame.user_id.tolist()
     )
+
+
+def test_without_validation_users_the_last_epoch_is_kept(model):
+    # 120 users are too few for a validation split: training must keep its final weights.
+    assert model.report["n_val_users"] == 0
+    assert model.report["meta"]["best_epoch"] == TINY.epochs
+
+
+def test_training_stops_when_validation_stalls():
+    from metarec_core.coldstart.train import stalled
+
+    assert not stalled([], 1)
+    assert not stalled([0.1, 0.2], 1)
+    assert stalled([0.1, 0.3, 0.2], 1)
+    assert not stalled([0.1, 0.3, 0.2], 2)
+    assert stalled([0.3, 0.2, 0.25], 2)
+
+
+def test_size_factor_scales_the_inner_rates(model):
+    from metarec_core.coldstart.recommend import rank_users
+
+    net = model.meta
+    saved = net.log_lr_n.detach().clone()
+    try:
+        with torch.no_grad():
+            net.log_lr_n.fill_(-30.0)  # factor ~0: adaptation cannot move the user
+        supports = [np.array([0, 4, 8]), np.array([1])]
+        adapted = rank_users(model, supports, "adapted", 10)
+        frozen = rank_users(model, supports, "no-adapt", 10)
+        assert np.array_equal(adapted.items, frozen.items)
+        np.testing.assert_allclose(adapted.scores, frozen.scores, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            net.log_lr_n.fill_(1.0)
+        moved = rank_users(model, supports, "adapted", 10)
+        assert not np.allclose(moved.scores, frozen.scores)
+    finally:
+        with torch.no_grad():
+            net.log_lr_n.copy_(saved)

@@ -44,7 +44,7 @@ def adapt(
     Args:
         phi: fast weights, each (B, ...).
         batch: (support (B, K), pos_logit (B, K), mask (B, K), rows (B, K, N)).
-        lrs: learning rate per fast weight, broadcastable to one user's entry.
+        lrs: learning rate per fast weight, broadcastable to its (B, ...) tensor.
     Returns:
         adapted phi and the support loss before each step and after the last one, (B, steps + 1).
     """

@@ -27,7 +27,7 @@ from metarec_core.coldstart.recommend import Recommendations, rank_users
 from metarec_core.device import resolve_device
 from metarec_core.errors import ConflictError, NotFoundError, ValidationError
 
-FORMAT = "metarec-coldstart/2"  # 2: log item-item term with a stored floor (ii_eps)
+FORMAT = "metarec-coldstart/3"  # 2: log item-item term (ii_eps); 3: per-user propensities "c"
 _FILES = ("config.json", "weights.safetensors", "items.parquet")
 
 

@@ -1,12 +1,14 @@
 """The cold-start scorer: item towers (text projection + id embeddings) and a per-user head.
 
-A user is the pair of "fast weights" phi = {"a": (K,) support-item weight logits, "d": (D,) vector
-offset}, both starting at zero and adapted on the support by the inner loop (see maml.py). For one
+A user is a set of "fast weights" phi = {"a": (K,) support-item weight logits, "d": (D,) vector
+offset, "c": (2,) the user's own popularity and item-item propensities}, all starting at zero and
+adapted on the support by the inner loop (see maml.py). For one
 user with support rows s (K,), their positions from the end r (K,) and validity mask m (K,):
 
     w      = n * softmax(pos[r] + a) over valid slots     # (K,) weight of each support item
     u      = u0 + sum_j w_j * E_in[s_j] / sqrt(sum w) + d  # (D,) user vector
-    score  = E_out @ u + bias + beta * log(eps + w @ R)  # (N,)  R = item-item rows of s (K, N)
+    score  = E_out @ u + (1 + c0) * bias + (beta + c1) * log(eps + w @ R)  # (N,)
+                                                         # R = item-item rows of s (K, N)
 
 E_in / E_out = text @ W_in / W_out + id embeddings (ids only for items seen in training, so new
 items are scored through their text); bias = learned item bias + text bias; R holds EASE weights
@@ -59,6 +61,9 @@ class ColdStartNet(nn.Module):
         # Meta-SGD: log inner learning rates, one per adapted parameter entry.
         self.log_lr_a = nn.Parameter(torch.full((1,), math.log(max(inner_lr, 1e-8))))
         self.log_lr_d = nn.Parameter(torch.full((dim,), math.log(max(inner_lr, 1e-8))))
+        self.log_lr_c = nn.Parameter(torch.full((2,), math.log(max(inner_lr, 1e-8) * 0.2)))
+        # ... times a learned factor per support size (1..max_pos): how far to move on n items.
+        self.log_lr_n = nn.Parameter(torch.zeros(max_pos))
         # Tied text projections: at init E_in . E_out ~ 1.5 x text cosine (random projection).
         nn.init.normal_(self.w_in.weight, std=math.sqrt(1.5 / dim))
         self.w_out.weight.data.copy_(self.w_in.weight.data)
@@ -83,13 +88,18 @@ class ColdStartNet(nn.Module):
 
     def inner_lrs(self, zero: bool = False) -> dict[str, torch.Tensor]:
         """Per-parameter inner learning rates for phi (zeros when ``zero``)."""
-        lr = {"a": self.log_lr_a.exp(), "d": self.log_lr_d.exp()}
+        lr = {"a": self.log_lr_a.exp(), "d": self.log_lr_d.exp(), "c": self.log_lr_c.exp()}
         return {k: v * 0 for k, v in lr.items()} if zero else lr
+
+    def size_scale(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) inner learning-rate factor for each user's number of valid support items."""
+        n = mask.sum(-1).long().clamp(1, self.log_lr_n.shape[0]) - 1
+        return self.log_lr_n[n].exp()
 
     def init_phi(self, batch: int, k: int) -> dict[str, torch.Tensor]:
         """Starting fast weights for ``batch`` users with ``k`` support slots (all zeros)."""
         z = self.u0.new_zeros
-        return {"a": z(batch, k), "d": z(batch, self.dim)}
+        return {"a": z(batch, k), "d": z(batch, self.dim), "c": z(batch, 2)}
 
 
 def support_weights(
@@ -114,5 +124,5 @@ def user_scores(
     w = support_weights(phi, pos_logit, mask)  # (K,)
     norm = torch.sqrt(w.sum() + 1e-6)
     u = u0 + (w[:, None] * tables.e_in[support]).sum(0) / norm + phi["d"]  # (D,)
-    item_item = mix[0] * torch.log(mix[1] + w @ rows)  # (N,)
-    return tables.e_out @ u + tables.bias + item_item  # (N,)
+    item_item = (mix[0] + phi["c"][1]) * torch.log(mix[1] + w @ rows)  # (N,)
+    return tables.e_out @ u + (1 + phi["c"][0]) * tables.bias + item_item  # (N,)

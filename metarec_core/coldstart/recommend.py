@@ -71,6 +71,7 @@ def _contributions(
         latent = torch.einsum("bkd,btd->bkt", tables.e_in[s], tables.e_out[top]) / norm
         nb = batch.rows.gather(2, top[:, None, :].expand(-1, s.shape[1], -1))
         beta, eps = net.mix()
+        beta = beta + phi["c"][:, 1, None, None]  # the user's adapted item-item weight
         share = nb / (eps + (w[..., None] * nb).sum(1, keepdim=True))  # d log(eps + w@R) / dw
         return w[..., None] * (latent + beta * share)
     if method == "prototype":

@@ -29,6 +29,8 @@ from metarec_core.types import Progress, ProgressEvent, no_progress
 
 log = logging.getLogger(__name__)
 NEG = -1e9
+LR_RATE_BOOST = 10.0  # outer learning rate of the Meta-SGD log inner rates, relative to cfg.lr
+PATIENCE_STEPS = 60  # stop when validation has not improved for this many steps (>= 1 epoch)
 
 
 @dataclass
@@ -126,6 +128,9 @@ def batch_scores(
         lrs = net.inner_lrs()
         if lr_override is not None:
             lrs = {k: torch.full_like(v, lr_override) for k, v in lrs.items()}
+        else:  # Meta-SGD rates times the learned factor for each user's support size: (B, X)
+            scale = net.size_scale(batch.mask)[:, None]
+            lrs = {k: v[None, :] * scale for k, v in lrs.items()}
         phi, curve = adapt(phi, args, tables, net.u0, net.mix(), lrs, steps, first_order)
     scores = vmap(user_scores, in_dims=(0, 0, 0, 0, 0, None, None, None))(
         phi, *args, tables, net.u0, net.mix()
@@ -175,14 +180,22 @@ def train_net(
 ) -> dict:
     """Episodic training (inner_steps > 0: meta-learning; 0: conventional) with best-epoch keeping."""
     rng = np.random.default_rng(cfg.seed + (0 if inner_steps else 7))
-    params = [p for n, p in net.named_parameters() if inner_steps or "log_lr" not in n]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    named = list(net.named_parameters())
+    rates = [p for n, p in named if "log_lr" in n] if inner_steps else []
+    groups = [{"params": [p for n, p in named if "log_lr" not in n]}]
+    if rates:  # the inner learning rates move in log space: a larger step lets them adapt
+        groups.append({"params": rates, "lr": cfg.lr * LR_RATE_BOOST})
+    opt = torch.optim.Adam(groups, lr=cfg.lr)
     n_items = net.text.shape[0]
     per_epoch = max(1, -(-sum(len(s) >= 2 for s in train_seqs) // cfg.batch_size))
     epochs = max(cfg.epochs, -(-cfg.min_steps // per_epoch))
+    patience = max(1, -(-PATIENCE_STEPS // per_epoch))  # epochs without a better validation
     total, done, losses, val_curve = epochs * per_epoch, 0, [], []
     best, best_state = -1.0, None
     for epoch in range(epochs):
+        if val and stalled(val_curve, patience):
+            log.info("%s: validation has not improved for %d epochs; stopping", stage, patience)
+            break
         for chunk in epoch_batches(sample_epoch(train_seqs, cfg, rng), cfg.batch_size, rng):
             batch, query, qmask = make_batch(chunk, net, loo, n_items, device)
             scores = batch_scores(net, batch, inner_steps, cfg.first_order)[0]
@@ -197,7 +210,7 @@ def train_net(
                     stage, done, total, f"epoch {epoch + 1}/{epochs}", {"loss": losses[-1]}
                 )
             )
-        score = validate(net, val, loo, inner_steps, cfg, device) if val else float(-epoch)
+        score = validate(net, val, loo, inner_steps, cfg, device) if val else float(epoch)
         val_curve.append(score)
         log.info(
             "%s epoch %d: loss %.4f val ndcg@10 %.4f",
@@ -211,6 +224,11 @@ def train_net(
     if best_state is not None:
         net.load_state_dict(best_state)
     return {"loss": losses, "val_ndcg10": val_curve, "best_epoch": int(np.argmax(val_curve)) + 1}
+
+
+def stalled(curve: list[float], patience: int) -> bool:
+    """True when the best value of ``curve`` is at least ``patience`` entries old."""
+    return bool(curve) and len(curve) - 1 - int(np.argmax(curve)) >= patience
 
 
 def validate(

@@ -74,10 +74,14 @@ def import_layout(
     return store_built(store, name, built, f"{layout}: {folder}", replace, progress)
 
 
-def _arrow_table(built: Built, table: str):
-    """A whole scratch table as an Arrow table (DuckDB 1.5 hands out a reader, 2.0 a table)."""
-    data = built.con.execute(f"SELECT * FROM {table}").arrow()
-    return data.read_all() if hasattr(data, "read_all") else data
+def _arrow_stream(built: Built, table: str):
+    """A scratch table as a streaming Arrow reader (own cursor, so the three can be open at once).
+
+    Streaming keeps the peak memory of a 10M-row import to DuckDB's buffers instead of a whole
+    Arrow copy of the table beside the scratch database and the store.
+    """
+    cur = built.con.cursor()
+    return cur.execute(f"SELECT * FROM {table}").fetch_record_batch(122_880)
 
 
 def store_built(
@@ -100,7 +104,7 @@ def store_built(
             has_users=built.has_users,
         )
         tables = {
-            t: _arrow_table(built, t)
+            t: _arrow_stream(built, t)
             for t in ("interactions", "items", "users")
             if t != "users" or built.has_users
         }
