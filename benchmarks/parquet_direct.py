@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
-from metarec_core.data.schema import REGISTRY_DDL, quote, validate_name
+from metarec_core.data.schema import REGISTRY_DDL, STATS_TABLES, quote, validate_name
 from metarec_core.data.store import Store
 
 
@@ -55,6 +55,9 @@ def parquet_store(
         f"title AS text, category, * EXCLUDE (item_id, title, category) "
         f"FROM read_parquet({_literal(items_path)})"
     )
+    for table in ("user_stats", "item_stats"):  # computed on the fly: there is no import step
+        select = STATS_TABLES[table].format(inter=f"{quote(name)}.interactions")
+        con.execute(f"CREATE VIEW {quote(name)}.{table} AS {select}")
     counts = con.execute(
         f"SELECT (SELECT count(DISTINCT user_id) FROM {quote(name)}.interactions), "
         f"(SELECT count(*) FROM {quote(name)}.items), "

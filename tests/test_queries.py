@@ -179,7 +179,8 @@ def test_long_query_is_stopped(shop):
 
 
 def test_import_time_stats_give_the_same_answers_as_the_log(shop):
-    assert shop.has_table("shop", "user_stats") and shop.has_table("shop", "item_stats")
+    for table in ("user_stats", "item_stats", "order_stats"):
+        assert shop.has_table("shop", table)
     calls = {
         "summary": lambda: Q.dataset_summary(shop, "shop", cold_k=1),
         "activity": lambda: Q.user_activity(shop, "shop"),
@@ -188,13 +189,30 @@ def test_import_time_stats_give_the_same_answers_as_the_log(shop):
         "fruit": lambda: Q.item_popularity(shop, "shop", category="fruit"),
         "mix": lambda: Q.category_mix(shop, "shop"),
         "slice": lambda: Q.slice_summary(shop, "shop").top_items,
+        "active slice": lambda: Q.filtered_slice(shop, "shop", min_activity=2, max_activity=2),
+        "over ts": lambda: Q.interactions_over_order(shop, "shop", by="ts"),
+        "over position": lambda: Q.interactions_over_order(shop, "shop", by="position"),
     }
     with_stats = {k: f() for k, f in calls.items()}
     assert with_stats["summary"]["n_interactions"].iloc[0] == 6
     assert with_stats["popularity"]["item_id"].tolist()[:2] == ["i1", "i2"]
+    assert with_stats["active slice"]["user_id"].unique().tolist() == ["u2"]
+    assert with_stats["over position"]["n_interactions"].sum() == 6
     with shop._transaction() as cur:  # a store written before the stats tables existed
         cur.execute(f"DROP TABLE {shop.ref('shop', 'user_stats')}")
         cur.execute(f"DROP TABLE {shop.ref('shop', 'item_stats')}")
+        cur.execute(f"DROP TABLE {shop.ref('shop', 'order_stats')}")
     assert not shop.has_table("shop", "user_stats")
     for key, f in calls.items():
         pd.testing.assert_frame_equal(f(), with_stats[key], check_dtype=False, obj=key)
+
+
+def test_example_queries_run_on_a_dataset(shop):
+    from metarec_core.services import example_queries
+
+    for title, sql in example_queries("shop").items():
+        result = Q.run_analyst_sql(shop, sql, dataset="shop")
+        assert len(result.frame.columns) >= 2, title
+    top = Q.run_analyst_sql(shop, example_queries("shop")["Top 20 items"], dataset="shop").frame
+    popular = Q.item_popularity(shop, "shop")
+    assert top["n"].tolist() == popular["n_interactions"].tolist()

@@ -87,9 +87,17 @@ def ease_inverse(x: sp.csr_matrix, subset: np.ndarray, lam: float) -> np.ndarray
     p, info = sla.lapack.spotri(c, lower=1, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE inverse failed (info={info})")
-    upper = np.triu_indices_from(p, 1)
-    p[upper] = p.T[upper]  # potri fills the lower triangle only
+    _mirror_lower(p)  # potri fills the lower triangle only
     return p
+
+
+def _mirror_lower(p: np.ndarray, block: int = 1024) -> None:
+    """Copy the lower triangle of square ``p`` onto its upper one in place, a block of rows at a
+    time (index arrays for the whole triangle would cost 16 bytes per entry: 1.2 GB at 12k items)."""
+    for start in range(0, p.shape[0], block):
+        rows = p[start : start + block]
+        lower_t = np.ascontiguousarray(p[:, start : start + block].T)  # (b, S) = column block
+        rows[:] = np.tril(rows, start) + np.triu(lower_t, start + 1)
 
 
 def ease_table(

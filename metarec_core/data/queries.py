@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from metarec_core.data.schema import STATS_TABLES, quote
+from metarec_core.data.schema import ORDER_BUCKETS, STATS_TABLES, quote
 from metarec_core.data.sql_guard import check_select
 from metarec_core.data.store import Store
 from metarec_core.errors import ValidationError
@@ -207,6 +207,12 @@ def interactions_over_order(
     if by not in ("ts", "position"):
         raise ValidationError(f"by must be 'ts' or 'position', got {by!r}")
     inter, _ = _refs(store, name)
+    if buckets == ORDER_BUCKETS and store.has_table(name, "order_stats"):  # built at import
+        return store._fetch_df(
+            "SELECT bucket, bucket_lo, bucket_hi, n_interactions, n_users "
+            f"FROM {store.ref(name, 'order_stats')} WHERE axis = ? ORDER BY bucket",
+            [by],
+        )
     values = f"SELECT user_id AS u, CAST({quote(by)} AS DOUBLE) AS x FROM {inter}"
     df = store._fetch_df(_histogram_sql(values), [buckets] * 4)
     return df.rename(columns={"n": "n_interactions"})
@@ -234,8 +240,9 @@ def _slice_filter(
         params.append(category)
     if min_activity is not None or max_activity is not None:
         conds.append(
-            f"i.user_id IN (SELECT user_id FROM {inter} GROUP BY user_id "
-            "HAVING count(*) >= coalesce(?, 0) AND count(*) <= coalesce(?, 9223372036854775807))"
+            f"i.user_id IN (SELECT user_id FROM {_stats(store, name, 'user_stats')} "
+            "WHERE n_interactions >= coalesce(?, 0) "
+            "AND n_interactions <= coalesce(?, 9223372036854775807))"
         )
         params += [min_activity, max_activity]
     for op, value in ((">=", ts_min), ("<=", ts_max)):

@@ -29,7 +29,23 @@ STATS_TABLES = {
         "SELECT item_id, count(*) AS n_interactions, count(DISTINCT user_id) AS n_users "
         "FROM {inter} GROUP BY item_id"
     ),
+    # Interactions and active users per equal-width bucket of ts and of position (ORDER_BUCKETS).
+    "order_stats": """
+        WITH v AS (
+            SELECT 'ts' AS axis, user_id AS u, CAST(ts AS DOUBLE) AS x FROM {inter}
+            UNION ALL
+            SELECT 'position', user_id, CAST(position AS DOUBLE) FROM {inter}),
+        b AS (SELECT axis, min(x) AS lo, max(x) AS hi,
+                     greatest((max(x) - min(x)) / 50, 1e-9) AS width FROM v GROUP BY axis),
+        k AS (SELECT b.axis, least(CAST(floor((x - lo) / width) AS BIGINT), 49) AS bucket,
+                     u, lo, width FROM v JOIN b USING (axis))
+        SELECT axis, bucket, any_value(lo + bucket * width) AS bucket_lo,
+               any_value(lo + (bucket + 1) * width) AS bucket_hi,
+               count(*) AS n_interactions, count(DISTINCT u) AS n_users
+        FROM k GROUP BY axis, bucket ORDER BY axis, bucket
+    """,
 }
+ORDER_BUCKETS = 50  # the bucket count baked into order_stats
 
 REGISTRY_DDL = """
 CREATE TABLE IF NOT EXISTS main.datasets (

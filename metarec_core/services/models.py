@@ -65,9 +65,25 @@ def list_models(
             created=float(meta.get("created", d.stat().st_mtime)),
             meta=meta,
         )
+        if not _current_format(info):
+            log.info("skipping %s: written by an older MetaRec (retrain it)", d)
+            continue
         if (dataset is None or info.dataset == dataset) and (kind is None or info.kind == kind):
             out.append(info)
     return sorted(out, key=lambda m: m.created, reverse=True)
+
+
+def _current_format(info: ModelInfo) -> bool:
+    """Whether a cold-start model directory is in the format this version loads (older ones are
+    hidden, so the first-run demo training replaces them instead of failing to load them)."""
+    if info.kind != "coldstart":
+        return True
+    from metarec_core.coldstart.model import FORMAT
+
+    try:
+        return json.loads((info.path / "config.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError):
+        return True  # unreadable: let loading report the real problem
 
 
 def _active_file(paths: Paths) -> Path:
@@ -178,7 +194,11 @@ def demo_settings() -> tuple[dict, dict, bool]:
     return dict(DEMO_COLDSTART), dict(DEMO_CATEGORIES), True
 
 
-TRAIN_METHODS = ["Meta-SGD (learned inner rates)", "MAML (second order)", "First-order MAML"]
+TRAIN_METHODS = [
+    "Meta-SGD (learned inner rates, first order)",
+    "MAML (second order)",
+    "First-order MAML",
+]
 
 
 def coldstart_overrides(method: str, k: int, epochs: int) -> dict:
@@ -189,7 +209,7 @@ def coldstart_overrides(method: str, k: int, epochs: int) -> dict:
         "k": int(k),
         "epochs": int(epochs),
         "learn_inner_lr": method == TRAIN_METHODS[0],
-        "first_order": method == TRAIN_METHODS[2],
+        "first_order": method != TRAIN_METHODS[1],  # only "MAML (second order)" is second order
     }
 
 
