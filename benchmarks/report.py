@@ -17,34 +17,16 @@ END = "<!-- bench:tables:end -->"
 # targets table next to the measured value whenever the target is missed).
 LIMITS: dict[str, str] = {
     "explorer_10m_p50_ms": (
-        "the figure is the *slowest* page query (median of all 17: see `median_of_queries_ms` in "
-        "latest.json), measured with about a quarter of the 2 cores. Three things dominate. "
-        "(1) Full-table aggregations over 10M rows with text ids: `item_popularity` (count and "
-        "count(DISTINCT user_id) per item, grouped after the join to the catalogue), "
-        "`user_activity`, `interactions_over_ts`, the example SQL, `dataset_summary`. Measured "
-        "beside the bench on the same store: a bare count per item took 0.5 s and "
-        "count(DISTINCT user) per item about 3 s even with integer ids, so no rewrite of a full "
-        "scan reaches 200 ms on 2 busy cores; per-item and per-user summary tables built once at "
-        "import (about 3 s each at 10M) brought the top-items query to 27 ms, and "
-        "`approx_count_distinct` to 1.1 s. (2) `services.explore` (changed at 11:38 today) now "
-        "fetches up to 500,001 matching rows into pandas and counts top items and categories "
-        "there: `explorer.slice_any` went from 0.28 s to about 5 s at 10M and the step's peak RSS "
-        "from 1.2 to 2.5 GB; doing those two GROUP BYs in DuckDB and fetching only the displayed "
-        "rows would bring it back. (3) Point lookups and filtered slices (one user, cold users, "
-        "activity histogram, a user's category mix) are at or near the target already. Fixes "
-        "(1) and (2) belong to the data layer and services (`metarec_core/data/queries.py`, "
-        "the importer, `services.explore`), not made here. The pages cache results "
-        "(`st.cache_data`), so the cost is paid once per dataset and filter."
+        "the figure is the *slowest* page query. Whole-log aggregations are answered from the "
+        "summaries built at import (`user_stats`, `item_stats`, `order_stats`), so what remains "
+        "is the Data Explorer slices filtered by time or activity, which must scan the matching "
+        "interactions (one pass for the category mix and the top items together). The pages "
+        "cache results (`st.cache_data`), so the cost is paid once per dataset and filter."
     ),
     "encode_titles_per_s": (
-        "MiniLM's forward pass on CPU, and the CPU it got: the bench runs at `nice 10` beside "
-        "other engineers' training (load 5–8 on 2 cores), so the step had about 30% of the "
-        "machine (see `CPU got` below). Per CPU-second it embedded ~110 titles "
-        "(`encode_titles_per_cpu_s`; contention lowers that too, through shared caches and "
-        "memory bandwidth); NOTES.md measured ~450 titles/s with both cores idle on a machine of "
-        "this type. So this is a measurement of the busy machine, not of the code: rerun on an "
-        "idle one to judge. The cache makes it a one-off cost per title (cache hits are far "
-        "above their target), and `--device cuda` moves it to a GPU."
+        "MiniLM's forward pass on CPU and the CPU the step got (see `CPU got` below): on an idle "
+        "machine of this type it embeds 700-850 titles/s, beside other work far fewer. The cache "
+        "makes it a one-off cost per title, and `--device cuda` moves it to a GPU."
     ),
 }
 
@@ -52,14 +34,27 @@ LIMITS: dict[str, str] = {
 # What limits a step's peak memory when it goes over 3 GB (shown under the targets table).
 STEP_LIMITS: dict[str, str] = {
     "scale/import_10m": (
-        "2.7–3.4 GB over its runs. The importer validates in a scratch DuckDB, then hands each "
-        "table to the store as one Arrow table (`data/importers.py::_arrow_table`), so the scratch "
-        "database, a 10M-row Arrow copy and the store's write buffers are resident together. "
-        "Attaching the store to the scratch connection and copying with `INSERT INTO … SELECT` "
-        "(or a `memory_limit` on the scratch database) would keep the rows inside DuckDB and "
-        "bound the peak; that is a data-layer change, not made here. 1M rows peak at 0.5 GB."
+        "the importer validates in a scratch DuckDB and streams each table to the store in Arrow "
+        "batches; the scratch database and the store's write buffers are resident together. "
+        "A `memory_limit` on the scratch database would bound it further."
+    ),
+    "coldstart_quality/amazon-beauty": (
+        "training holds the EASE inverse over the 12k items (0.6 GB in float32) beside the "
+        "item-item tables and the evaluation of every method; `ease_max_items` bounds it on "
+        "bigger catalogues."
+    ),
+    "speed/train": (
+        "as for the quality step: the EASE inverse over the catalogue dominates; "
+        "`ease_max_items` bounds it on bigger catalogues."
     ),
 }
+
+
+def _mean_ci(row: dict[str, Any], one_seed: bool) -> str:
+    """NDCG@10 of one table cell, with its 95% interval unless it comes from a single seed."""
+    if one_seed:
+        return f"{row['ndcg@10']:.4f}"
+    return f"{row['ndcg@10']:.4f} ± {row.get('ndcg@10_ci95') or 0:.4f}"
 
 
 def fmt(v: Any) -> str:
@@ -217,18 +212,20 @@ def _coldstart(latest: dict[str, Any]) -> str:
         ks = sorted({r["k"] for r in table})
         methods = list(dict.fromkeys(r["method"] for r in table))
         cell = {(r["method"], r["k"]): r for r in table}
+        info = step.get("info", {})
+        seeds = info.get("seeds")
+        one_seed = seeds is not None and len(seeds) < 2  # no interval from a single seed
         rows = []
         for m in methods:
             row = [m]
             for k in ks:
                 r = cell.get((m, k))
-                row.append(f"{r['ndcg@10']:.4f} ± {r.get('ndcg@10_ci95') or 0:.4f}" if r else "—")
+                row.append(_mean_ci(r, one_seed) if r else "—")
             rows.append(row)
-        info = step.get("info", {})
-        seeds = info.get("seeds")
         parts.append(f"**{name}** ({step.get('mode')} mode, k = {info.get('ks')}, seeds {seeds}, "
-                     f"{info.get('n_cold_users')} cold users; NDCG@10, mean ± 95% interval over "
-                     "seeds):\n\n"
+                     f"{info.get('n_cold_users')} cold users; NDCG@10"
+                     + (", one seed: no interval" if one_seed else
+                        ", mean ± 95% interval over seeds") + "):\n\n"
                      + _table(["method"] + [f"k={k}" for k in ks], rows))  # fmt: skip
     return "\n\n".join(parts) or "_No cold-start quality measured yet._"
 

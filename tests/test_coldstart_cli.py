@@ -146,3 +146,27 @@ def test_evaluate_writes_a_report(tmp_path, files, capsys):
     got = {(r["method"], r["k"]) for r in report["results"]}
     assert got == {(m, k) for m in ("adapted", "no-adapt", "popularity", "ease") for k in (1, 2)}
     assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in report["results"])
+
+
+def test_parquet_inputs_with_integer_ids_and_a_name_column(tmp_path, capsys):
+    rows = [(u, i, p) for u in range(60) for p, i in enumerate(range(u % 4, 40, 4)[:6])]
+    train = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+    items = pd.DataFrame({"item_id": range(40), "name": [f"thing {i % 4} {i}" for i in range(40)]})
+    support = pd.DataFrame({"user_id": [7, 7, 8], "item_id": [0, 4, 1]})  # no position column
+    for frame, name in ((train, "train"), (items, "items"), (support, "support")):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    model_dir, recs = tmp_path / "model", tmp_path / "recs.csv"
+    code, _, err = run(
+        capsys, "train", "--interactions", str(tmp_path / "train.parquet"),
+        "--items", str(tmp_path / "items.parquet"), "--out", str(model_dir),
+        "--device", "cpu", "--epochs", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(
+        capsys, "recommend", "--model", str(model_dir), "--support",
+        str(tmp_path / "support.parquet"), "--top", "10", "--out", str(recs), "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    out = pd.read_csv(recs)
+    assert len(out) == 20 and set(out.user_id) == {7, 8}
+    assert not {0, 4} & set(out[out.user_id == 7].item_id)

@@ -190,6 +190,7 @@ def test_import_time_stats_give_the_same_answers_as_the_log(shop):
         "mix": lambda: Q.category_mix(shop, "shop"),
         "slice": lambda: Q.slice_summary(shop, "shop").top_items,
         "active slice": lambda: Q.filtered_slice(shop, "shop", min_activity=2, max_activity=2),
+        "fruit slice": lambda: Q.slice_summary(shop, "shop", category="fruit").top_items,
         "over ts": lambda: Q.interactions_over_order(shop, "shop", by="ts"),
         "over position": lambda: Q.interactions_over_order(shop, "shop", by="position"),
     }

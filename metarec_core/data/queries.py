@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from metarec_core.data.schema import ORDER_BUCKETS, STATS_TABLES, quote
+from metarec_core.data.schema import ORDER_BUCKETS, STATS_TABLES, histogram_sql, quote
 from metarec_core.data.sql_guard import check_select
 from metarec_core.data.store import Store
 from metarec_core.errors import ValidationError
@@ -180,23 +180,11 @@ def user_activity(store: Store, name: str, detail: bool = True) -> pd.DataFrame:
     )
 
 
-def _histogram_sql(values_sql: str) -> str:
-    return f"""
-        WITH v AS ({values_sql}), b AS (SELECT min(x) AS lo, max(x) AS hi FROM v),
-        k AS (SELECT least(CAST(floor((x - lo) / greatest((hi - lo) / ?, 1e-9)) AS BIGINT), ? - 1)
-                     AS bucket, v.* FROM v, b)
-        SELECT bucket, any_value(lo + bucket * greatest((hi - lo) / ?, 1e-9)) AS bucket_lo,
-               any_value(lo + (bucket + 1) * greatest((hi - lo) / ?, 1e-9)) AS bucket_hi,
-               count(*) AS n, count(DISTINCT u) AS n_users
-        FROM k, b GROUP BY bucket ORDER BY bucket
-    """
-
-
 def activity_histogram(store: Store, name: str, bins: int = 30) -> pd.DataFrame:
     """Users per bucket of interactions-per-user (equal-width buckets: bucket_lo, bucket_hi, n)."""
     users = _stats(store, name, "user_stats")
     values = f"SELECT user_id AS u, CAST(n_interactions AS DOUBLE) AS x FROM {users}"
-    df = store._fetch_df(_histogram_sql(values), [bins] * 4)
+    df = store._fetch_df(histogram_sql(values, bins))
     return df.rename(columns={"n": "n_users_in_bucket"}).drop(columns=["n_users"])
 
 
@@ -214,7 +202,7 @@ def interactions_over_order(
             [by],
         )
     values = f"SELECT user_id AS u, CAST({quote(by)} AS DOUBLE) AS x FROM {inter}"
-    df = store._fetch_df(_histogram_sql(values), [buckets] * 4)
+    df = store._fetch_df(histogram_sql(values, buckets))
     return df.rename(columns={"n": "n_interactions"})
 
 
@@ -301,21 +289,40 @@ def slice_summary(
 ) -> SliceSummary:
     """How many interactions match the filters, their top items and their category mix."""
     inter, items = _refs(store, name)
-    where, params = _slice_filter(store, name, category, min_activity, max_activity, ts_min, ts_max)
-    per_item = (
-        f"SELECT i.item_id, count(*) AS n FROM {inter} i {where} GROUP BY i.item_id"
-        if where
-        else f"SELECT item_id, n_interactions AS n FROM {_stats(store, name, 'item_stats')}"
-    )
-    cats = store._fetch_df(
-        f"SELECT it.category, sum(p.n)::BIGINT AS n FROM ({per_item}) p "
-        f"JOIN {items} it USING (item_id) GROUP BY ALL ORDER BY n DESC, it.category",
-        params,
-    )
-    top_items = store._fetch_df(
-        f"WITH p AS ({per_item}), t AS (SELECT * FROM p ORDER BY n DESC, item_id LIMIT ?) "
-        f"SELECT t.item_id, it.title, it.category, t.n FROM t JOIN {items} it USING (item_id) "
-        "ORDER BY t.n DESC, t.item_id",
+    if min_activity is None and max_activity is None and ts_min is None and ts_max is None:
+        # every interaction of the chosen items matches: the import-time counts answer it
+        where = "WHERE it.category = ?" if category is not None else ""
+        params: list[Any] = [category] if category is not None else []
+        per_item = (
+            f"SELECT s.item_id, s.n_interactions AS n FROM {_stats(store, name, 'item_stats')} s "
+            f"JOIN {items} it USING (item_id) {where}"
+        )
+    else:
+        where, params = _slice_filter(
+            store, name, category, min_activity, max_activity, ts_min, ts_max
+        )
+        per_item = f"SELECT i.item_id, count(*) AS n FROM {inter} i {where} GROUP BY i.item_id"
+    # one pass over the slice: the category mix and the top items come from the same counts
+    both = store._fetch_df(
+        f"""
+        WITH j AS MATERIALIZED (SELECT p.item_id, p.n, it.title, it.category
+                                FROM ({per_item}) p JOIN {items} it USING (item_id))
+        SELECT 0 AS part, category, NULL AS item_id, NULL AS title, sum(n)::BIGINT AS n
+        FROM j GROUP BY category
+        UNION ALL
+        SELECT * FROM (SELECT 1, category, item_id, title, n::BIGINT FROM j
+                       ORDER BY n DESC, item_id LIMIT ?)
+        """,
         [*params, int(top)],
+    )
+    cats = (
+        both[both["part"] == 0][["category", "n"]]
+        .sort_values(["n", "category"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
+    top_items = (
+        both[both["part"] == 1][["item_id", "title", "category", "n"]]
+        .sort_values(["n", "item_id"], ascending=[False, True])
+        .reset_index(drop=True)
     )
     return SliceSummary(int(cats["n"].sum()), top_items, cats)

@@ -19,6 +19,40 @@ from metarec_core.errors import ValidationError
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 RESERVED_NAMES = frozenset({"main", "temp", "system", "information_schema", "pg_catalog"})
 TABLES = ("interactions", "items", "users")
+
+
+def histogram_sql(values_sql: str, buckets: int) -> str:
+    """Equal-width histogram of ``x`` from ``values_sql`` (columns u, x): bucket, bucket_lo,
+    bucket_hi, n, n_users (distinct u). ``buckets`` is written in as an integer literal."""
+    b = int(buckets)
+    return f"""
+        WITH v AS ({values_sql}),
+        b AS (SELECT min(x) AS lo, greatest((max(x) - min(x)) / {b}, 1e-9) AS width FROM v),
+        k AS (SELECT least(CAST(floor((x - lo) / width) AS BIGINT), {b - 1}) AS bucket, u, lo, width
+              FROM v, b)
+        SELECT bucket, any_value(lo + bucket * width) AS bucket_lo,
+               any_value(lo + (bucket + 1) * width) AS bucket_hi,
+               count(*) AS n, count(DISTINCT u) AS n_users
+        FROM k GROUP BY bucket ORDER BY bucket
+    """
+
+
+ORDER_BUCKETS = 50  # the bucket count baked into order_stats
+
+
+def _order_stats_sql() -> str:
+    """order_stats: interactions and active users per ORDER_BUCKETS bucket of ts and of position
+    (``{inter}`` is left for the caller to fill, like the other stats tables)."""
+    parts = []
+    for axis in ("ts", "position"):
+        values = f"SELECT user_id AS u, CAST({axis} AS DOUBLE) AS x FROM " + "{inter}"
+        parts.append(
+            f"SELECT '{axis}' AS axis, bucket, bucket_lo, bucket_hi, n AS n_interactions, n_users "
+            f"FROM ({histogram_sql(values, ORDER_BUCKETS)})"
+        )
+    return " UNION ALL ".join(parts)
+
+
 # derived at import, in the same transaction, so the pages' queries scan users/items, not the log
 STATS_TABLES = {
     "user_stats": (
@@ -29,23 +63,8 @@ STATS_TABLES = {
         "SELECT item_id, count(*) AS n_interactions, count(DISTINCT user_id) AS n_users "
         "FROM {inter} GROUP BY item_id"
     ),
-    # Interactions and active users per equal-width bucket of ts and of position (ORDER_BUCKETS).
-    "order_stats": """
-        WITH v AS (
-            SELECT 'ts' AS axis, user_id AS u, CAST(ts AS DOUBLE) AS x FROM {inter}
-            UNION ALL
-            SELECT 'position', user_id, CAST(position AS DOUBLE) FROM {inter}),
-        b AS (SELECT axis, min(x) AS lo, max(x) AS hi,
-                     greatest((max(x) - min(x)) / 50, 1e-9) AS width FROM v GROUP BY axis),
-        k AS (SELECT b.axis, least(CAST(floor((x - lo) / width) AS BIGINT), 49) AS bucket,
-                     u, lo, width FROM v JOIN b USING (axis))
-        SELECT axis, bucket, any_value(lo + bucket * width) AS bucket_lo,
-               any_value(lo + (bucket + 1) * width) AS bucket_hi,
-               count(*) AS n_interactions, count(DISTINCT u) AS n_users
-        FROM k GROUP BY axis, bucket ORDER BY axis, bucket
-    """,
+    "order_stats": _order_stats_sql(),
 }
-ORDER_BUCKETS = 50  # the bucket count baked into order_stats
 
 REGISTRY_DDL = """
 CREATE TABLE IF NOT EXISTS main.datasets (
