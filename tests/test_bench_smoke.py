@@ -109,7 +109,7 @@ def test_merge_keeps_steps_from_earlier_runs():
 
 def test_report_renders_quality_tables():
     latest = {"figures": {}, "sections": {
-        "coldstart_quality": {"steps": {"ml-100k": {"status": "ok", "info": {"seeds": [0], "table": [
+        "coldstart_quality": {"steps": {"ml-100k": {"status": "ok", "info": {"seeds": [0, 1], "table": [
             {"method": "adapted", "k": 3, "ndcg@10": 0.1, "ndcg@10_ci95": 0.01},
             {"method": "popularity", "k": 3, "ndcg@10": 0.05}]}}}},
         "categories_quality": {"steps": {"evaluate": {"status": "ok", "info": {
@@ -119,6 +119,9 @@ def test_report_renders_quality_tables():
     text = report.render(latest)
     assert "| adapted | 0.1000 ± 0.0100 |" in text
     assert "| metarec | 0.900 ± 0.010 |" in text
+    latest["sections"]["coldstart_quality"]["steps"]["ml-100k"]["info"]["seeds"] = [0]
+    single = report.render(latest)  # one seed gives no interval, so none is shown
+    assert "| adapted | 0.1000 |" in single and "one seed: no interval" in single
 
 
 @pytest.mark.gpu
