@@ -231,3 +231,13 @@ def test_size_factor_scales_the_inner_rates(model):
     finally:
         with torch.no_grad():
             net.log_lr_n.copy_(saved)
+
+
+def test_max_steps_bounds_training(frames):
+    import dataclasses
+
+    capped = dataclasses.replace(TINY, epochs=3, max_steps=5)  # 4 batches an epoch: 12 uncapped
+    model = train_model(*frames, capped, encoder=FakeEncoder())
+    assert len(model.report["meta"]["loss"]) == 5
+    assert len(model.report["pretrained"]["loss"]) == 5
+    assert len(model.report["meta"]["val_ndcg10"]) == 2  # one full epoch and a partial one

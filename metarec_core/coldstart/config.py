@@ -23,6 +23,8 @@ class ColdStartConfig:
         epochs: passes over the warm users during meta-training (at least; see min_steps).
         min_steps: small datasets get more epochs, so that training takes at least this many
             optimiser steps (the best epoch on validation users is kept either way).
+        max_steps: at most this many optimiser steps per trained net (0: no cap), which bounds
+            training time on very large logs; the default leaves amazon-beauty-sized data alone.
         batch_size: episodes (users) per meta-batch.
         lr: outer (Adam) learning rate.
         weight_decay: L2 on the id embeddings (they are many and sparse).
@@ -47,6 +49,7 @@ class ColdStartConfig:
     first_order: bool = True
     epochs: int = 3
     min_steps: int = 200
+    max_steps: int = 1500
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -67,7 +70,15 @@ class ColdStartConfig:
                 raise ValidationError(
                     f"ColdStartConfig.{name} must be a positive integer, got {value!r}"
                 )
-        for name in ("inner_steps", "finetune_steps", "neighbours", "ease_max_items", "min_steps"):
+        non_negative = (
+            "inner_steps",
+            "finetune_steps",
+            "neighbours",
+            "ease_max_items",
+            "min_steps",
+            "max_steps",
+        )
+        for name in non_negative:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValidationError(

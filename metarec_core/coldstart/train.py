@@ -189,14 +189,21 @@ def train_net(
     n_items = net.text.shape[0]
     per_epoch = max(1, -(-sum(len(s) >= 2 for s in train_seqs) // cfg.batch_size))
     epochs = max(cfg.epochs, -(-cfg.min_steps // per_epoch))
+    total = epochs * per_epoch
+    if cfg.max_steps:  # big logs: a bounded number of steps (the last epoch may be partial)
+        epochs = min(epochs, -(-cfg.max_steps // per_epoch))
+        total = min(total, cfg.max_steps)
     patience = max(1, -(-PATIENCE_STEPS // per_epoch))  # epochs without a better validation
-    total, done, losses, val_curve = epochs * per_epoch, 0, [], []
+    done, losses, val_curve = 0, [], []
     best, best_state = -1.0, None
     for epoch in range(epochs):
         if val and stalled(val_curve, patience):
             log.info("%s: validation has not improved for %d epochs; stopping", stage, patience)
+            note = f"stopped after epoch {epoch}: validation stopped improving"
+            progress(ProgressEvent(stage, total, total, note))
             break
-        for chunk in epoch_batches(sample_epoch(train_seqs, cfg, rng), cfg.batch_size, rng):
+        chunks = epoch_batches(sample_epoch(train_seqs, cfg, rng), cfg.batch_size, rng)
+        for chunk in chunks[: total - done]:
             batch, query, qmask = make_batch(chunk, net, loo, n_items, device)
             scores = batch_scores(net, batch, inner_steps, cfg.first_order)[0]
             loss = query_loss(scores, batch, query, qmask)

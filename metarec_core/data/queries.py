@@ -291,11 +291,14 @@ def slice_summary(
     inter, items = _refs(store, name)
     if min_activity is None and max_activity is None and ts_min is None and ts_max is None:
         # every interaction of the chosen items matches: the import-time counts answer it
-        where = "WHERE it.category = ?" if category is not None else ""
-        params: list[Any] = [category] if category is not None else []
+        params: list[Any] = [] if category is None else [category]
+        where = (
+            ""
+            if category is None
+            else (f"WHERE item_id IN (SELECT item_id FROM {items} WHERE category = ?)")
+        )
         per_item = (
-            f"SELECT s.item_id, s.n_interactions AS n FROM {_stats(store, name, 'item_stats')} s "
-            f"JOIN {items} it USING (item_id) {where}"
+            f"SELECT item_id, n_interactions AS n FROM {_stats(store, name, 'item_stats')} {where}"
         )
     else:
         where, params = _slice_filter(
