@@ -194,7 +194,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         interactions, items, ks=ks, seeds=seeds, methods=methods, config=cfg, progress=CliProgress()
     )
     report.info["dataset"] = args.dataset
-    print(f"{args.dataset}: NDCG@10 (mean ± 95% interval over seeds {','.join(map(str, seeds))})")
+    spread = "mean ± 95% interval over seeds" if len(seeds) > 1 else "one seed: no interval; seed"
+    print(f"{args.dataset}: NDCG@10 ({spread} {','.join(map(str, seeds))})")
     print(report.table("ndcg@10").to_string())
     if args.out:
         out = Path(args.out)

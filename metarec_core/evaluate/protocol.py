@@ -44,13 +44,11 @@ class EvalReport:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
 
     def table(self, metric: str = "ndcg@10") -> pd.DataFrame:
-        """method x k table of '<mean> ± <ci95>' for one metric (for printing)."""
+        """method x k table of '<mean> ± <ci95>' for one metric (for printing); just the mean
+        when there was a single seed, which gives no interval."""
         s = self.summary
-        cells = s.assign(
-            cell=s[f"{metric}_mean"].map("{:.4f}".format)
-            + " ± "
-            + s[f"{metric}_ci95"].map("{:.4f}".format)
-        )
+        ci = (" ± " + s[f"{metric}_ci95"].map("{:.4f}".format)).where(s["n_seeds"] > 1, "")
+        cells = s.assign(cell=s[f"{metric}_mean"].map("{:.4f}".format) + ci)
         return cells.pivot(index="method", columns="k", values="cell")
 
 
