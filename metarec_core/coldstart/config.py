@@ -25,6 +25,8 @@ class ColdStartConfig:
             optimiser steps (the best epoch on validation users is kept either way).
         max_steps: at most this many optimiser steps per trained net (0: no cap), which bounds
             training time on very large logs; the default leaves amazon-beauty-sized data alone.
+        meta_from_pretrained: start meta-training from the conventionally trained twin's
+            weights (then meta-train the adaptation on top) instead of from scratch.
         batch_size: episodes (users) per meta-batch.
         lr: outer (Adam) learning rate.
         weight_decay: L2 on the id embeddings (they are many and sparse).
@@ -50,6 +52,7 @@ class ColdStartConfig:
     epochs: int = 3
     min_steps: int = 200
     max_steps: int = 1500
+    meta_from_pretrained: bool = True
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.0

@@ -325,13 +325,18 @@ def train_model(
         else None
     )
     nets, reports = {}, {}
+    # The conventionally trained twin first (the ``finetune`` method's starting point); with
+    # ``meta_from_pretrained`` meta-training then starts from its weights and learns the
+    # adaptation on top of them, instead of from scratch.
     for name, steps, stage in (
-        ("meta", cfg.inner_steps, "meta-train"),
         ("pretrained", 0, "pretrain"),
+        ("meta", cfg.inner_steps, "meta-train"),
     ):
         torch.manual_seed(cfg.seed)
         net = _new_net(text, stats["pop"], cfg, device)
         net.ii_eps.fill_(item_item_floor(stats["ease"]))
+        if name == "meta" and cfg.meta_from_pretrained:
+            net.load_state_dict(nets["pretrained"].state_dict())
         reports[name] = train_net(net, train_seqs, val, loo, cfg, steps, stage, progress, device)
         nets[name] = net.eval()
     del loo
