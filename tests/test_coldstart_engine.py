@@ -241,3 +241,31 @@ def test_max_steps_bounds_training(frames):
     assert len(model.report["meta"]["loss"]) == 5
     assert len(model.report["pretrained"]["loss"]) == 5
     assert len(model.report["meta"]["val_ndcg10"]) == 2  # one full epoch and a partial one
+
+
+def test_adaptation_that_loses_on_validation_is_switched_off(frames):
+    from metarec_core.coldstart.data import user_sequences
+    from metarec_core.coldstart.recommend import rank_users
+    from metarec_core.coldstart.train import check_adaptation, sample_episode
+
+    model = train_model(*frames, TINY, encoder=FakeEncoder())
+    _, seqs, _ = user_sequences(frames[0], model.catalogue.index())
+    val = [sample_episode(s, 2, 0, 100) for s in seqs[:40]]
+    net, cfg = model.meta, model.config
+    with torch.no_grad():  # absurd inner rates: adaptation wrecks the ranking
+        net.log_lr_d.fill_(8.0)
+        net.log_lr_c.fill_(8.0)
+    supports = [np.array([0, 4]), np.array([1, 5, 9])]
+    assert not np.array_equal(
+        rank_users(model, supports, "adapted", 10).items,
+        rank_users(model, supports, "no-adapt", 10).items,
+    )
+    verdict = check_adaptation(net, val, None, cfg, model.device)
+    assert verdict["kept"] is False and verdict["val_adapted"] < verdict["val_no_adapt"]
+    np.testing.assert_allclose(
+        rank_users(model, supports, "adapted", 10).scores,
+        rank_users(model, supports, "no-adapt", 10).scores,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert check_adaptation(net, val, None, cfg, model.device)["kept"] is True  # a tie keeps it

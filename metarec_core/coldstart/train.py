@@ -258,6 +258,31 @@ def validate(
     return total / max(count, 1)
 
 
+def check_adaptation(
+    net: ColdStartNet,
+    val: list[Episode],
+    loo: EaseLOO | None,
+    cfg: ColdStartConfig,
+    device: torch.device,
+) -> dict:
+    """Keep the inner loop only if it beats no adaptation on the validation users.
+
+    On small logs (a few hundred users) the learned inner rates can overfit; then the factor per
+    support size is set to zero, so ``adapted`` serves exactly what ``no-adapt`` does, and the
+    training report says so.
+    """
+    if not val or cfg.inner_steps == 0:
+        return {"kept": True, "reason": "no validation users"}
+    adapted = validate(net, val, loo, cfg.inner_steps, cfg, device)
+    frozen = validate(net, val, loo, 0, cfg, device)
+    kept = adapted >= frozen
+    if not kept:
+        log.info("adaptation lost on validation (%.4f < %.4f): switched off", adapted, frozen)
+        with torch.no_grad():
+            net.log_lr_n.fill_(-30.0)  # exp(-30): the inner loop no longer moves the user
+    return {"kept": bool(kept), "val_adapted": adapted, "val_no_adapt": frozen}
+
+
 def split_validation(
     seqs: list[np.ndarray], cfg: ColdStartConfig
 ) -> tuple[list[np.ndarray], list[Episode]]:
@@ -339,6 +364,7 @@ def train_model(
             net.load_state_dict(nets["pretrained"].state_dict())
         reports[name] = train_net(net, train_seqs, val, loo, cfg, steps, stage, progress, device)
         nets[name] = net.eval()
+    reports["meta"]["adaptation"] = check_adaptation(nets["meta"], val, loo, cfg, device)
     del loo
     report = {
         "n_users": len(seqs),
