@@ -14,7 +14,7 @@ import torch
 
 from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
 from metarec_core.coldstart.net import support_weights
-from metarec_core.coldstart.train import batch_scores
+from metarec_core.coldstart.train import batch_scores, support_penalty
 
 NEURAL = ("adapted", "no-adapt", "finetune", "prototype")
 
@@ -143,7 +143,7 @@ def rank_users(
         empty = mask.sum(1) == 0
         scores = torch.where(empty[:, None], model.pop_t[None, :], scores)
         if exclude_support:
-            scores = scores + _penalty(batch, n)
+            scores = scores + support_penalty(batch, n)
         vals, idx = scores.topk(top, dim=1)
         contrib = _contributions(
             model,
@@ -167,10 +167,3 @@ def rank_users(
         np.concatenate(out_e) if out_e else np.zeros((0, top, n_explain), np.int64),
         np.concatenate(curves) if curves else None,
     )
-
-
-def _penalty(batch: UserBatch, n: int) -> torch.Tensor:
-    """-inf-like penalty on support items (works for the zero-width rows of baselines)."""
-    b = batch.support.shape[0]
-    pen = torch.zeros(b, n, device=batch.support.device)
-    return pen.scatter_add(1, batch.support, batch.mask * -1e9)

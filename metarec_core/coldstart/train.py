@@ -138,9 +138,10 @@ def batch_scores(
     return scores, curve, phi
 
 
-def support_penalty(batch: UserBatch) -> torch.Tensor:
-    """(B, N) zeros with NEG on each user's (valid) support items."""
-    b, n = batch.support.shape[0], batch.rows.shape[-1]
+def support_penalty(batch: UserBatch, n: int | None = None) -> torch.Tensor:
+    """(B, N) zeros with NEG on each user's (valid) support items; ``n`` defaults to the width
+    of the item-item rows (pass it where the rows are zero-width, as for the baselines)."""
+    b, n = batch.support.shape[0], batch.rows.shape[-1] if n is None else n
     pen = torch.zeros(b, n, device=batch.support.device)
     return pen.scatter_add(1, batch.support, batch.mask * NEG)
 

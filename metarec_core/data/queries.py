@@ -289,21 +289,13 @@ def slice_summary(
 ) -> SliceSummary:
     """How many interactions match the filters, their top items and their category mix."""
     inter, items = _refs(store, name)
+    where, params = _slice_filter(store, name, category, min_activity, max_activity, ts_min, ts_max)
     if min_activity is None and max_activity is None and ts_min is None and ts_max is None:
-        # every interaction of the chosen items matches: the import-time counts answer it
-        params: list[Any] = [] if category is None else [category]
-        where = (
-            ""
-            if category is None
-            else (f"WHERE item_id IN (SELECT item_id FROM {items} WHERE category = ?)")
-        )
-        per_item = (
-            f"SELECT item_id, n_interactions AS n FROM {_stats(store, name, 'item_stats')} {where}"
-        )
+        # every interaction of the chosen items matches: the import-time counts answer it (the
+        # only condition left, on the category, reads i.item_id, which the stats table has too)
+        stats = _stats(store, name, "item_stats")
+        per_item = f"SELECT i.item_id, i.n_interactions AS n FROM {stats} i {where}"
     else:
-        where, params = _slice_filter(
-            store, name, category, min_activity, max_activity, ts_min, ts_max
-        )
         per_item = f"SELECT i.item_id, count(*) AS n FROM {inter} i {where} GROUP BY i.item_id"
     # one pass over the slice: the category mix and the top items come from the same counts
     both = store._fetch_df(
