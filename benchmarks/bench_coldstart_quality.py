@@ -86,6 +86,7 @@ def step_dataset(ctx: StepContext, dataset: str) -> None:
         seeds=list(seeds),
         ks=list(ks),
         table=table,
+        paired=report.paired.to_dict(orient="records"),
         train_seconds=report.info.get("train_seconds"),
         n_cold_users=report.info.get("n_cold_users"),
     )

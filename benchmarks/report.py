@@ -227,7 +227,27 @@ def _coldstart(latest: dict[str, Any]) -> str:
                      + (", one seed: no interval" if one_seed else
                         ", mean ± 95% interval over seeds") + "):\n\n"
                      + _table(["method"] + [f"k={k}" for k in ks], rows))  # fmt: skip
+        paired = _paired(info.get("paired") or [], ks)
+        if paired:
+            parts.append(paired)
     return "\n\n".join(parts) or "_No cold-start quality measured yet._"
+
+
+def _paired(paired: list[dict[str, Any]], ks: list[int]) -> str:
+    """adapted minus each method, user by user: mean NDCG@10 difference [95% interval]."""
+    cell = {(r["other"], r["k"]): r for r in paired}
+    others = list(dict.fromkeys(r["other"] for r in paired))
+    rows = [
+        [o] + [
+            f"{r['diff']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}]" if (r := cell.get((o, k)))
+            else "—" for k in ks
+        ]
+        for o in others
+    ]  # fmt: skip
+    n = max((r["n"] for r in paired), default=0)
+    return (f"`adapted` minus each method on the same users (paired over {n:,} user-seed pairs; "
+            "NDCG@10 difference [95% interval]; an interval above zero means adapted is ahead):"
+            "\n\n" + _table(["vs"] + [f"k={k}" for k in ks], rows))  # fmt: skip
 
 
 def _categories(latest: dict[str, Any]) -> str:

@@ -128,6 +128,8 @@ with tab_user:
             st.warning(
                 "None of the support items is in the model's catalogue: popularity is shown."
             )
+        if r.note:
+            st.info(r.note)
         if len(r.metrics):
             m = st.columns(len(r.metrics))
             for col, (_, row) in zip(m, r.metrics.iterrows(), strict=False):

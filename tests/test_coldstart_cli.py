@@ -146,6 +146,9 @@ def test_evaluate_writes_a_report(tmp_path, files, capsys):
     got = {(r["method"], r["k"]) for r in report["results"]}
     assert got == {(m, k) for m in ("adapted", "no-adapt", "popularity", "ease") for k in (1, 2)}
     assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in report["results"])
+    assert "adapted minus each method" in text
+    paired = {(r["other"], r["k"]) for r in report["paired"]}
+    assert paired == {(m, k) for m in ("no-adapt", "popularity", "ease") for k in (1, 2)}
 
 
 def test_parquet_inputs_with_integer_ids_and_a_name_column(tmp_path, capsys):

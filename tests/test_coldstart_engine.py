@@ -195,10 +195,18 @@ def test_cuda_training_and_cpu_side_results(frames, tmp_path):
     )
 
 
-def test_without_validation_users_the_last_epoch_is_kept(model):
-    # 120 users are too few for a validation split: training must keep its final weights.
+def test_without_validation_users_the_last_epoch_is_kept():
+    # 90 users are too few for a validation split (a fifth is 18 < 20): training must keep its
+    # final weights, and the inner loop is left as meta-training learned it.
+    model = train_model(*tiny_frames(n_users=90), TINY, encoder=FakeEncoder())
     assert model.report["n_val_users"] == 0
     assert model.report["meta"]["best_epoch"] == TINY.epochs
+    assert model.report["meta"]["adaptation"]["scale"] == 1.0
+
+
+def test_small_logs_hold_out_a_fifth_of_users_for_validation(model):
+    assert model.report["n_val_users"] == 24  # 120 users: a fifth, not 5% (6 would be too few)
+    assert model.report["n_train_users"] == 96
 
 
 def test_training_stops_when_validation_stalls():
@@ -262,6 +270,7 @@ def test_adaptation_that_loses_on_validation_is_switched_off(frames):
     )
     verdict = check_adaptation(net, val, None, cfg, model.device)
     assert verdict["kept"] is False and verdict["val_adapted"] < verdict["val_no_adapt"]
+    assert verdict["scale"] == 0.0 and set(verdict["val_by_scale"]) == {"1.0", "0.5", "0.25", "0.0"}
     np.testing.assert_allclose(
         rank_users(model, supports, "adapted", 10).scores,
         rank_users(model, supports, "no-adapt", 10).scores,
@@ -269,3 +278,22 @@ def test_adaptation_that_loses_on_validation_is_switched_off(frames):
         atol=1e-5,
     )
     assert check_adaptation(net, val, None, cfg, model.device)["kept"] is True  # a tie keeps it
+
+
+def test_adaptation_note_tells_people_what_training_did_to_the_inner_loop():
+    from types import SimpleNamespace
+
+    from metarec_core.services.coldstart_lab import adaptation_note
+
+    def model(verdict):
+        return SimpleNamespace(report={"meta": {"adaptation": verdict}})
+
+    off = model({"scale": 0.0, "val_adapted": 0.1, "val_no_adapt": 0.2})
+    assert "switched it off" in adaptation_note(off) and "0.100 against 0.200" in adaptation_note(
+        off
+    )
+    assert adaptation_note(off, "no-adapt") == ""  # only the adapted method is concerned
+    assert "0.5×" in adaptation_note(model({"scale": 0.5}))
+    assert adaptation_note(model({"scale": 1.0})) == ""
+    assert adaptation_note(model({"kept": True})) == ""  # models trained before scales existed
+    assert adaptation_note(SimpleNamespace(report={})) == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from metarec_core.evaluate.metrics import (
@@ -75,3 +76,23 @@ def test_protocol_split_and_support_query():
     assert users == ["u000", "zz"]
     assert supports[1] == ["a", "b"] and queries[1] == ["c", "d"]
     assert supports[0] == ["i0", "i1"] and queries[0] == ["i2", "i3"]
+
+
+def test_paired_differences_compare_the_same_users():
+    from metarec_core.evaluate.protocol import paired_differences
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    per_user = {
+        ("adapted", 3): base + 0.01,  # a small but consistent gain on every user
+        ("finetune", 3): base,
+        ("popularity", 3): base + 0.02,
+        ("finetune", 1): base,  # no adapted row at k=1: nothing to compare
+    }
+    table = paired_differences(per_user).set_index("other")
+    assert set(table.index) == {"finetune", "popularity"} and set(table.k) == {3}
+    gain, loss = table.loc["finetune"], table.loc["popularity"]
+    assert gain["diff"] == pytest.approx(0.01) and gain["low"] > 0 and gain["wins"] == 1.0
+    assert loss["diff"] == pytest.approx(-0.01) and loss["high"] < 0 and loss["losses"] == 1.0
+    # seed-to-seed noise shared by both methods does not widen the paired interval
+    assert gain["high"] - gain["low"] < 1e-9

@@ -197,6 +197,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     spread = "mean ± 95% interval over seeds" if len(seeds) > 1 else "one seed: no interval; seed"
     print(f"{args.dataset}: NDCG@10 ({spread} {','.join(map(str, seeds))})")
     print(report.table("ndcg@10").to_string())
+    paired = report.paired_table()
+    if not paired.empty:
+        print("adapted minus each method, user by user (NDCG@10, 95% interval):")
+        print(paired.to_string())
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

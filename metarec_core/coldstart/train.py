@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 NEG = -1e9
 LR_RATE_BOOST = 10.0  # outer learning rate of the Meta-SGD log inner rates, relative to cfg.lr
 PATIENCE_STEPS = 60  # stop when validation has not improved for this many steps (>= 1 epoch)
+VAL_MAX_USERS = 1000  # validation users on large logs (5% of the eligible ones up to this)
+VAL_MIN_USERS = 150  # validation users on small logs (at most a fifth of the eligible ones)
+ADAPTATION_SCALES = (1.0, 0.5, 0.25, 0.0)  # inner-rate factors tried on validation after training
 
 
 @dataclass
@@ -266,31 +269,48 @@ def check_adaptation(
     cfg: ColdStartConfig,
     device: torch.device,
 ) -> dict:
-    """Keep the inner loop only if it beats no adaptation on the validation users.
+    """Choose how far the inner loop moves a new user, on the validation users.
 
-    On small logs (a few hundred users) the learned inner rates can overfit; then the factor per
-    support size is set to zero, so ``adapted`` serves exactly what ``no-adapt`` does, and the
-    training report says so.
+    The learned inner rates are tried at full strength and scaled down (``ADAPTATION_SCALES``,
+    down to 0 = no adaptation); the best on validation is kept (ties go to the stronger one).
+    On small logs (a few hundred users) the learned rates can overfit, and a smaller step, or
+    none (``adapted`` then serves exactly what ``no-adapt`` does), wins; the training report says
+    which scale was kept.
     """
     if not val or cfg.inner_steps == 0:
-        return {"kept": True, "reason": "no validation users"}
-    adapted = validate(net, val, loo, cfg.inner_steps, cfg, device)
-    frozen = validate(net, val, loo, 0, cfg, device)
-    kept = adapted >= frozen
-    if not kept:
-        log.info("adaptation lost on validation (%.4f < %.4f): switched off", adapted, frozen)
+        return {"kept": True, "scale": 1.0, "reason": "no validation users"}
+    learned = net.log_lr_n.detach().clone()
+    scores: dict[float, float] = {}
+    for scale in ADAPTATION_SCALES:
         with torch.no_grad():
-            net.log_lr_n.fill_(-30.0)  # exp(-30): the inner loop no longer moves the user
-    return {"kept": bool(kept), "val_adapted": adapted, "val_no_adapt": frozen}
+            net.log_lr_n.copy_(learned + float(np.log(scale)) if scale > 0 else learned)
+        steps = cfg.inner_steps if scale > 0 else 0
+        scores[scale] = validate(net, val, loo, steps, cfg, device)
+    best = max(ADAPTATION_SCALES, key=lambda f: (scores[f], f))
+    with torch.no_grad():  # exp(-30): the inner loop no longer moves the user
+        net.log_lr_n.copy_(learned + float(np.log(best)) if best > 0 else learned.fill_(-30.0))
+    if best < 1.0:
+        log.info("inner loop scaled to %.2f on validation (%s)", best, scores)
+    return {
+        "kept": bool(best > 0),
+        "scale": best,
+        "val_adapted": scores[1.0],
+        "val_no_adapt": scores[0.0],
+        "val_by_scale": {str(f): v for f, v in scores.items()},
+    }
 
 
 def split_validation(
     seqs: list[np.ndarray], cfg: ColdStartConfig
 ) -> tuple[list[np.ndarray], list[Episode]]:
-    """Hold out 5% of the warm users (at most 1,000) as protocol episodes for epoch selection."""
+    """Hold out warm users as protocol episodes for epoch selection and the adaptation check.
+
+    5% of them (at most 1,000) on large logs; small logs give up to a fifth, at least
+    ``VAL_MIN_USERS``, because a few dozen users make a validation score too noisy to choose by.
+    """
     rng = np.random.default_rng(cfg.seed + 1)
     eligible = [i for i, s in enumerate(seqs) if len(s) > cfg.k]
-    n_val = min(1000, len(eligible) // 20)
+    n_val = min(VAL_MAX_USERS, max(len(eligible) // 20, min(VAL_MIN_USERS, len(eligible) // 5)))
     if n_val < 20:
         return seqs, []
     val_idx = set(rng.choice(eligible, n_val, replace=False).tolist())

@@ -14,9 +14,11 @@ from metarec_core.errors import ValidationError
 from metarec_core.evaluate.protocol import (
     EvalReport,
     cold_tasks,
+    paired_differences,
     score_rankings,
     split_users,
     summarise,
+    user_ndcg,
 )
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
@@ -30,8 +32,13 @@ def evaluate_model(
     ks: Sequence[int],
     methods: Sequence[str],
     progress: Progress = no_progress,
+    per_user: dict | None = None,
 ) -> list[dict]:
-    """Metrics rows (method, k, n_users, metrics..., seconds) of a trained model on cold users."""
+    """Metrics rows (method, k, n_users, metrics..., seconds) of a trained model on cold users.
+
+    ``per_user``, when given, receives each (method, k)'s per-user NDCG@10 (users in one order
+    for every method), for paired comparisons.
+    """
     from metarec_core.coldstart.recommend import rank_users
 
     ids, index = model.catalogue.item_ids, model.index
@@ -49,6 +56,8 @@ def evaluate_model(
             rankings = [list(ids[r]) for r in ranked.items]
             row = {"method": method, "k": int(k), "n_users": len(users)}
             row.update(score_rankings(rankings, queries, len(ids), popularity))
+            if per_user is not None:
+                per_user[(method, int(k))] = user_ndcg(rankings, queries)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
             progress(
@@ -88,6 +97,7 @@ def evaluate_dataset(
     if len(users) < 10:
         raise ValidationError(f"need at least 10 users to evaluate, found {len(users)}")
     rows, info = [], {"n_users": int(len(users)), "n_items": int(len(items)), "train_seconds": {}}
+    pooled: dict[tuple[str, int], list[np.ndarray]] = {}
     for seed in seeds:
         warm, cold = split_users(interactions, int(seed))
         train = interactions[interactions["user_id"].astype(str).isin(set(warm))]
@@ -96,10 +106,13 @@ def evaluate_dataset(
         model = train_model(train, items, cfg, progress=progress, encoder=encoder)
         info["train_seconds"][str(seed)] = round(time.perf_counter() - t0, 1)
         info["n_cold_users"] = int(len(cold))
+        per_user: dict = {}
         for row in evaluate_model(
-            model, interactions, cold, [int(k) for k in ks], methods, progress
+            model, interactions, cold, [int(k) for k in ks], methods, progress, per_user
         ):
             rows.append({**row, "seed": int(seed)})
+        for key, values in per_user.items():
+            pooled.setdefault(key, []).append(values)
         del model
     results = pd.DataFrame(rows)
     if results.empty:
@@ -119,4 +132,5 @@ def evaluate_dataset(
         "seconds",
     ]
     info["config"] = base.to_dict()
-    return EvalReport(results[cols], summarise(results), info)
+    merged = {key: np.concatenate(v) for key, v in pooled.items()}
+    return EvalReport(results[cols], summarise(results), info, paired_differences(merged))

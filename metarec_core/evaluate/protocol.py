@@ -31,6 +31,7 @@ class EvalReport:
     results: pd.DataFrame
     summary: pd.DataFrame
     info: dict = field(default_factory=dict)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_dict(self) -> dict:
         return {
@@ -38,10 +39,19 @@ class EvalReport:
             "info": self.info,
             "results": self.results.to_dict(orient="records"),
             "summary": self.summary.to_dict(orient="records"),
+            "paired": self.paired.to_dict(orient="records"),
         }
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+
+    def paired_table(self) -> pd.DataFrame:
+        """other method x k table of 'adapted - other' NDCG@10 with its 95% interval."""
+        if self.paired.empty:
+            return pd.DataFrame()
+        p = self.paired
+        cell = p.apply(lambda r: f"{r['diff']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}]", axis=1)
+        return p.assign(cell=cell).pivot(index="other", columns="k", values="cell")
 
     def table(self, metric: str = "ndcg@10") -> pd.DataFrame:
         """method x k table of '<mean> ± <ci95>' for one metric (for printing); just the mean
@@ -104,15 +114,53 @@ def score_rankings(
         "hr@10": float(
             np.mean([M.hr_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
         ),
-        "ndcg@10": float(
-            np.mean([M.ndcg_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
-        ),
+        "ndcg@10": float(np.mean(user_ndcg(rankings, queries))),
         "recall@20": float(
             np.mean([M.recall_at_k(r, q, 20) for r, q in zip(rankings, queries, strict=True)])
         ),
         "coverage@10": M.coverage(rankings, n_catalogue, 10),
         "mean_pop@10": M.mean_popularity(rankings, popularity, 10),
     }
+
+
+def user_ndcg(rankings: list[list[str]], queries: list[list[str]]) -> np.ndarray:
+    """(U,) NDCG@10 of each user's list."""
+    return np.array([M.ndcg_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
+
+
+def paired_differences(
+    per_user: dict[tuple[str, int], np.ndarray], reference: str = "adapted"
+) -> pd.DataFrame:
+    """``reference`` minus every other method, user by user, per k (seeds pooled).
+
+    Both methods rank for the same users with the same split, so the per-user differences give a
+    much tighter interval than comparing two means whose seed-to-seed spread is shared. Columns:
+    other, k, n (user-seed pairs), diff (mean NDCG@10 difference), low/high (95% normal
+    interval), wins/losses (share of users where the reference is above / below).
+    """
+    rows = []
+    for (method, k), ref in per_user.items():
+        if method != reference:
+            continue
+        for (other, k2), values in per_user.items():
+            if other == reference or k2 != k or len(values) != len(ref):
+                continue
+            d = ref - values
+            half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            mean = float(d.mean()) if len(d) else float("nan")
+            rows.append(
+                {
+                    "other": other,
+                    "k": int(k),
+                    "n": int(len(d)),
+                    "diff": mean,
+                    "low": mean - half,
+                    "high": mean + half,
+                    "wins": float((d > 0).mean()) if len(d) else float("nan"),
+                    "losses": float((d < 0).mean()) if len(d) else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
