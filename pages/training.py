@@ -147,7 +147,7 @@ if not evaluation.empty:
 report = m.meta.get("report") or {}
 if report:
     with st.expander("Training report"):
-        st.json(report)
+        st.json(services.compact_report(report), expanded=1)
 b1, b2, b3 = st.columns(3)
 if b1.button("Make active", key="tr_activate"):
     services.set_active_model(paths, m)

@@ -270,7 +270,10 @@ def test_adaptation_that_loses_on_validation_is_switched_off(frames):
     )
     verdict = check_adaptation(net, val, None, cfg, model.device)
     assert verdict["kept"] is False and verdict["val_adapted"] < verdict["val_no_adapt"]
-    assert verdict["scale"] == 0.0 and set(verdict["val_by_scale"]) == {"1.0", "0.5", "0.25", "0.0"}
+    assert verdict["scale"] == 0.0 and verdict["scale_by_size"] == [0.0] * 5  # k_max 4: 5 sizes
+    checked = [g for g in verdict["groups"] if "val_by_scale" in g]
+    assert [g["k"] for g in checked] == [1, 3, 5]  # one size per group; the model's own k for its
+    assert all(set(g["val_by_scale"]) == {"1.0", "0.5", "0.25", "0.0"} for g in checked)
     np.testing.assert_allclose(
         rank_users(model, supports, "adapted", 10).scores,
         rank_users(model, supports, "no-adapt", 10).scores,
@@ -278,6 +281,23 @@ def test_adaptation_that_loses_on_validation_is_switched_off(frames):
         atol=1e-5,
     )
     assert check_adaptation(net, val, None, cfg, model.device)["kept"] is True  # a tie keeps it
+
+
+def test_the_inner_step_is_chosen_per_group_of_support_sizes(frames):
+    from metarec_core.coldstart.data import user_sequences
+    from metarec_core.coldstart.train import check_adaptation, sample_episode
+
+    model = train_model(*frames, TINY, encoder=FakeEncoder())
+    _, seqs, _ = user_sequences(frames[0], model.catalogue.index())
+    val = [sample_episode(s, 3, 0, 100) for s in seqs[:40]]
+    net = model.meta
+    with torch.no_grad():  # absurd inner rates, but only from 4 support items on
+        net.log_lr_d.fill_(8.0)
+        net.log_lr_c.fill_(8.0)
+        net.log_lr_n[:3].fill_(-30.0)  # 1-3 items: the loop does not move (a tie: kept)
+    verdict = check_adaptation(net, val, None, model.config, model.device)
+    assert verdict["scale_by_size"] == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert verdict["kept"] is True and verdict["scale"] == 1.0  # the model's own k is 3
 
 
 def test_adaptation_note_tells_people_what_training_did_to_the_inner_loop():
@@ -289,11 +309,13 @@ def test_adaptation_note_tells_people_what_training_did_to_the_inner_loop():
         return SimpleNamespace(report={"meta": {"adaptation": verdict}})
 
     off = model({"scale": 0.0, "val_adapted": 0.1, "val_no_adapt": 0.2})
-    assert "switched it off" in adaptation_note(off) and "0.100 against 0.200" in adaptation_note(
-        off
-    )
+    assert "switched it off" in adaptation_note(off)
     assert adaptation_note(off, "no-adapt") == ""  # only the adapted method is concerned
     assert "0.5×" in adaptation_note(model({"scale": 0.5}))
     assert adaptation_note(model({"scale": 1.0})) == ""
     assert adaptation_note(model({"kept": True})) == ""  # models trained before scales existed
     assert adaptation_note(SimpleNamespace(report={})) == ""
+    by_size = model({"scale": 1.0, "scale_by_size": [1.0, 0.5, 0.5, 0.0]})
+    assert adaptation_note(by_size, n_support=1) == ""
+    assert "0.5×" in adaptation_note(by_size, n_support=2)
+    assert "switched it off" in adaptation_note(by_size, n_support=9)  # beyond: the last size

@@ -28,3 +28,18 @@ def test_models_of_an_older_format_are_hidden_so_the_demo_retrains(tmp_path):
     assert [m.name for m in list_models(paths, "ml-100k", "coldstart")] == ["new"]
     assert [m.name for m in list_models(paths, "ml-100k")] == ["cats", "new"]
     assert [m.name for m in list_models(paths)] == ["elsewhere", "cats", "new"]
+
+
+def test_compact_report_shortens_long_lists_for_people():
+    from metarec_core.services import compact_report
+
+    report = {
+        "meta": {"loss": [3.0, 2.5] + [2.0] * 98 + [1.5], "best_epoch": 4},
+        "names": [f"n{i}" for i in range(20)],
+        "short": [1, 2, 3],
+    }
+    out = compact_report(report)
+    assert out["meta"]["loss"] == "101 values: first 3, last 1.5, min 1.5, max 3"
+    assert out["meta"]["best_epoch"] == 4 and out["short"] == [1, 2, 3]
+    assert out["names"][:2] == ["n0", "n1"] and out["names"][-1] == "... 8 more"
+    assert len(report["meta"]["loss"]) == 101  # the stored report is untouched

@@ -34,6 +34,9 @@ PATIENCE_STEPS = 60  # stop when validation has not improved for this many steps
 VAL_MAX_USERS = 1000  # validation users on large logs (5% of the eligible ones up to this)
 VAL_MIN_USERS = 150  # validation users on small logs (at most a fifth of the eligible ones)
 ADAPTATION_SCALES = (1.0, 0.5, 0.25, 0.0)  # inner-rate factors tried on validation after training
+# support sizes that share one inner-rate factor: (smallest, largest, size checked on validation)
+SIZE_GROUPS = ((1, 1, 1), (2, 3, 3), (4, 6, 5), (7, 10_000, 10))
+MIN_CHECK_USERS = 20  # fewer validation users long enough for a group: its learned rates stay
 
 
 @dataclass
@@ -269,35 +272,69 @@ def check_adaptation(
     cfg: ColdStartConfig,
     device: torch.device,
 ) -> dict:
-    """Choose how far the inner loop moves a new user, on the validation users.
+    """Choose how far the inner loop moves a new user, per support size, on the validation users.
 
-    The learned inner rates are tried at full strength and scaled down (``ADAPTATION_SCALES``,
-    down to 0 = no adaptation); the best on validation is kept (ties go to the stronger one).
-    On small logs (a few hundred users) the learned rates can overfit, and a smaller step, or
-    none (``adapted`` then serves exactly what ``no-adapt`` does), wins; the training report says
-    which scale was kept.
+    For each group of support sizes (``SIZE_GROUPS``) the validation users get an episode of one
+    size of that group (their first k items; the model's own k for its group), and the learned
+    inner rates are tried at full strength and scaled down (``ADAPTATION_SCALES``, down to 0 =
+    no adaptation); the best is kept for the whole group (ties go to the stronger step). On
+    small logs the learned rates can overfit, and a smaller step, or none (``adapted`` then
+    serves what ``no-adapt`` does), wins for some sizes; the training report says which.
     """
+    n_sizes = int(net.log_lr_n.shape[0])
     if not val or cfg.inner_steps == 0:
-        return {"kept": True, "scale": 1.0, "reason": "no validation users"}
+        return {"kept": True, "scale": 1.0, "scale_by_size": [1.0] * n_sizes, "groups": []}
     learned = net.log_lr_n.detach().clone()
-    scores: dict[float, float] = {}
-    for scale in ADAPTATION_SCALES:
-        with torch.no_grad():
-            net.log_lr_n.copy_(learned + float(np.log(scale)) if scale > 0 else learned)
-        steps = cfg.inner_steps if scale > 0 else 0
-        scores[scale] = validate(net, val, loo, steps, cfg, device)
-    best = max(ADAPTATION_SCALES, key=lambda f: (scores[f], f))
-    with torch.no_grad():  # exp(-30): the inner loop no longer moves the user
-        net.log_lr_n.copy_(learned + float(np.log(best)) if best > 0 else learned.fill_(-30.0))
-    if best < 1.0:
-        log.info("inner loop scaled to %.2f on validation (%s)", best, scores)
+    chosen = torch.ones(n_sizes)
+    groups = []
+    for lo, hi, k in SIZE_GROUPS:
+        hi = min(hi, n_sizes)
+        if lo > hi:
+            continue
+        k = cfg.k if lo <= cfg.k <= hi else min(k, hi)
+        episodes = _episodes_at(val, k)
+        if len(episodes) < MIN_CHECK_USERS:
+            groups.append({"sizes": [lo, hi], "k": k, "scale": 1.0, "n_users": len(episodes)})
+            continue
+        scores: dict[float, float] = {}
+        for scale in ADAPTATION_SCALES:
+            with torch.no_grad():
+                net.log_lr_n.copy_(learned + float(np.log(scale)) if scale > 0 else learned)
+            steps = cfg.inner_steps if scale > 0 else 0
+            scores[scale] = validate(net, episodes, loo, steps, cfg, device)
+        best = max(ADAPTATION_SCALES, key=lambda f: (scores[f], f))
+        chosen[lo - 1 : hi] = best
+        groups.append(
+            {
+                "sizes": [lo, hi],
+                "k": k,
+                "scale": best,
+                "n_users": len(episodes),
+                "val_by_scale": {str(f): v for f, v in scores.items()},
+            }
+        )
+    with torch.no_grad():  # a scale of 0: exp(-30), the inner loop no longer moves the user
+        off = chosen <= 0
+        net.log_lr_n.copy_(torch.where(off, torch.full_like(learned, -30.0), learned))
+        net.log_lr_n.add_(torch.where(off, 0.0, chosen.clamp(min=1e-12).log()).to(learned))
+    by_size = [float(v) for v in chosen]
+    if min(by_size) < 1.0:
+        log.info("inner-loop step per support size, chosen on validation: %s", by_size)
+    own = next((g for g in groups if g["k"] == cfg.k and "val_by_scale" in g), None)
     return {
-        "kept": bool(best > 0),
-        "scale": best,
-        "val_adapted": scores[1.0],
-        "val_no_adapt": scores[0.0],
-        "val_by_scale": {str(f): v for f, v in scores.items()},
+        "kept": bool(max(by_size) > 0),
+        "scale": by_size[min(cfg.k, n_sizes) - 1],
+        "scale_by_size": by_size,
+        "val_adapted": own["val_by_scale"]["1.0"] if own else None,
+        "val_no_adapt": own["val_by_scale"]["0.0"] if own else None,
+        "groups": groups,
     }
+
+
+def _episodes_at(val: list[Episode], k: int) -> list[Episode]:
+    """The validation users' protocol episodes with support size ``k`` (users long enough)."""
+    out = [sample_episode(e.history, k, 0, 10_000) for e in val if len(e.history) > k]
+    return [e for e in out if e is not None]
 
 
 def split_validation(

@@ -146,23 +146,26 @@ class AdaptResult:
     note: str = ""  # how the model's training set the inner loop, when it is not at full strength
 
 
-def adaptation_note(model, method: str = "adapted") -> str:
-    """A sentence for people when training scaled down or switched off the inner loop."""
+def adaptation_note(model, method: str = "adapted", n_support: int | None = None) -> str:
+    """A sentence for people when training scaled down or switched off the inner loop for a
+    support of ``n_support`` items (None: the model's own k)."""
     verdict = (getattr(model, "report", None) or {}).get("meta", {}).get("adaptation") or {}
     scale = verdict.get("scale", 1.0)
+    by_size = verdict.get("scale_by_size")
+    if by_size and n_support:
+        scale = by_size[min(n_support, len(by_size)) - 1]
     if method != "adapted" or scale >= 1.0:
         return ""
     if scale <= 0:
         return (
-            "On this model's validation users the inner loop did not beat no adaptation "
-            f"(NDCG@10 {verdict.get('val_adapted', float('nan')):.3f} against "
-            f"{verdict.get('val_no_adapt', float('nan')):.3f}), so training switched it off: "
-            "'adapted' ranks exactly as 'no-adapt'. Few training users make the learned step "
-            "overfit; a log with more users lets adaptation pay off."
+            "On this model's validation users the inner loop did not beat no adaptation for "
+            "histories of this length, so training switched it off: 'adapted' ranks exactly as "
+            "'no-adapt' here. Few training users make the learned step overfit; a log with more "
+            "users lets adaptation pay off."
         )
     return (
-        f"Training scaled the inner loop's step to {scale:g}× of the meta-learned rates: "
-        "that size did best on the validation users."
+        f"For histories of this length training scaled the inner loop's step to {scale:g}× of "
+        "the meta-learned rates: that size did best on the validation users."
     )
 
 
@@ -250,7 +253,7 @@ def adapt_user(
         seconds=seconds,
         fallback=bool(after.fallback_users),
         skipped=int(after.skipped_items),
-        note=adaptation_note(model, method),
+        note=adaptation_note(model, method, len(support_ids)),
     )
 
 

@@ -146,6 +146,26 @@ def evaluation_table(model: ModelInfo) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def compact_report(report, max_items: int = 12):
+    """A training report for people: long lists (per-step losses, per-epoch validation) become
+    one line each (count, first, last, min, max); everything else is kept as it is."""
+    if isinstance(report, dict):
+        return {k: compact_report(v, max_items) for k, v in report.items()}
+    if isinstance(report, list) and len(report) > max_items:
+        numbers = [v for v in report if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) == len(report):
+            return (
+                f"{len(report)} values: first {report[0]:.4g}, last {report[-1]:.4g}, "
+                f"min {min(numbers):.4g}, max {max(numbers):.4g}"
+            )
+        return [compact_report(v, max_items) for v in report[:max_items]] + [
+            f"... {len(report) - max_items} more"
+        ]
+    if isinstance(report, list):
+        return [compact_report(v, max_items) for v in report]
+    return report
+
+
 def default_model_name(kind: str) -> str:
     """A fresh model directory name, e.g. coldstart-20261123-0915."""
     return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
