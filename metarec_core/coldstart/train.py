@@ -285,7 +285,7 @@ def check_adaptation(
     if not val or cfg.inner_steps == 0:
         return {"kept": True, "scale": 1.0, "scale_by_size": [1.0] * n_sizes, "groups": []}
     learned = net.log_lr_n.detach().clone()
-    chosen = torch.ones(n_sizes)
+    chosen = torch.ones_like(learned)  # the factor kept for each support size
     groups = []
     for lo, hi, k in SIZE_GROUPS:
         hi = min(hi, n_sizes)
@@ -314,10 +314,9 @@ def check_adaptation(
             }
         )
     with torch.no_grad():  # a scale of 0: exp(-30), the inner loop no longer moves the user
-        off = chosen <= 0
-        net.log_lr_n.copy_(torch.where(off, torch.full_like(learned, -30.0), learned))
-        net.log_lr_n.add_(torch.where(off, 0.0, chosen.clamp(min=1e-12).log()).to(learned))
-    by_size = [float(v) for v in chosen]
+        on = chosen > 0
+        net.log_lr_n.copy_(torch.where(on, learned + chosen.clamp(min=1e-12).log(), -30.0))
+    by_size = [float(v) for v in chosen.cpu()]
     if min(by_size) < 1.0:
         log.info("inner-loop step per support size, chosen on validation: %s", by_size)
     own = next((g for g in groups if g["k"] == cfg.k and "val_by_scale" in g), None)

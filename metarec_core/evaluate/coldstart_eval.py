@@ -55,9 +55,10 @@ def evaluate_model(
             ranked = rank_users(model, support_rows, method, 20)
             rankings = [list(ids[r]) for r in ranked.items]
             row = {"method": method, "k": int(k), "n_users": len(users)}
-            row.update(score_rankings(rankings, queries, len(ids), popularity))
+            ndcg = user_ndcg(rankings, queries)
+            row.update(score_rankings(rankings, queries, len(ids), popularity, ndcg))
             if per_user is not None:
-                per_user[(method, int(k))] = user_ndcg(rankings, queries)
+                per_user[(method, int(k))] = ndcg
             row["seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
             progress(

@@ -108,13 +108,16 @@ def score_rankings(
     queries: list[list[str]],
     n_catalogue: int,
     popularity: dict[str, float],
+    ndcg: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """All protocol metrics for one method's top lists."""
+    """All protocol metrics for one method's top lists (``ndcg``: per-user NDCG@10 when the
+    caller has it already)."""
+    ndcg = user_ndcg(rankings, queries) if ndcg is None else ndcg
     return {
         "hr@10": float(
             np.mean([M.hr_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
         ),
-        "ndcg@10": float(np.mean(user_ndcg(rankings, queries))),
+        "ndcg@10": float(np.mean(ndcg)),
         "recall@20": float(
             np.mean([M.recall_at_k(r, q, 20) for r, q in zip(rankings, queries, strict=True)])
         ),
