@@ -331,8 +331,9 @@ def check_adaptation(
 
 
 def _episodes_at(val: list[Episode], k: int) -> list[Episode]:
-    """The validation users' protocol episodes with support size ``k`` (users long enough)."""
-    out = [sample_episode(e.history, k, 0, 10_000) for e in val if len(e.history) > k]
+    """The validation users' protocol episodes with support size ``k`` (users with nothing after
+    their first k items have no episode)."""
+    out = [sample_episode(e.history, k, 0, 10_000) for e in val]
     return [e for e in out if e is not None]
 
 
@@ -341,8 +342,9 @@ def split_validation(
 ) -> tuple[list[np.ndarray], list[Episode]]:
     """Hold out warm users as protocol episodes for epoch selection and the adaptation check.
 
-    5% of them (at most 1,000) on large logs; small logs give up to a fifth, at least
-    ``VAL_MIN_USERS``, because a few dozen users make a validation score too noisy to choose by.
+    5% of them (at most ``VAL_MAX_USERS``) on large logs; small logs give more, up to
+    ``VAL_MIN_USERS`` but never more than a fifth, because a few dozen users make a validation
+    score too noisy to choose by.
     """
     rng = np.random.default_rng(cfg.seed + 1)
     eligible = [i for i, s in enumerate(seqs) if len(s) > cfg.k]
