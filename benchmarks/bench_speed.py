@@ -8,7 +8,8 @@ GPU. Figures (keys of latest.json):
                  adapt_users_per_s_{100,1000,10000}: one batched call for N users (k = 5)
   recommend      recommend_2000_s: ``metarec_core recommend`` CLI for 2,000 users, model load incl.
   encode         encode_titles_per_s (new titles through MiniLM), cache_hits_per_s
-  classify       classify_10k_s: 10,000 cached items against 50 prototypes
+  classify       classify_10k_s: 10,000 cached items against 50 prototypes;
+                 classify_1shot_2k_s: 50 categories x 1 shot, 2,000 queries, support-tuned
   umap_cold      umap_5k_cold_s: 5k points in a fresh process (numba compiles per process)
   umap_warm      umap_5k_warm_s, umap_20k_cold_s, umap_20k_warm_s
 
@@ -264,6 +265,13 @@ def step_classify(ctx: StepContext) -> None:
         )
         ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_s", seconds, "s")
     ctx.info.update(n_query=n_query, n_categories=len(cats), model_used=res.model_used)
+    # 1 shot per category: support tuning runs (MiniLM), every query is embedded again
+    one = support.groupby("category").head(1)[["item_id", "title", "category"]]
+    few = query.iloc[: ctx.pick(200, 2000, 2000)]
+    for _ in range(ctx.pick(1, 2, 3)):
+        seconds, res = timed(lambda: classify(one, few, encoder=enc, cache_dir=cache_dir))
+        ctx.add("classify_1shot_2k_s", seconds, "s")
+    ctx.info.update(one_shot_tuned=res.tuned)
 
 
 # ---- UMAP ---------------------------------------------------------------------------------------
@@ -308,7 +316,7 @@ STEPS = [
     Step("recommend", step_recommend, ("recommend_2000_s",),
          {"tiny": 120, "quick": 300, "full": 600}),
     Step("encode", step_encode, ("encode_titles_per_s", "encode_titles_per_cpu_s", "cache_hits_per_s")),
-    Step("classify", step_classify, ("classify_10k_s", "classify_1k_s")),
+    Step("classify", step_classify, ("classify_10k_s", "classify_1k_s", "classify_1shot_2k_s")),
     Step("umap_cold", step_umap_cold, ("umap_5k_cold_s",), {"tiny": 60, "quick": 240, "full": 240},
          processes={"tiny": 1, "quick": 1, "full": 3}, modes=("quick", "full")),
     Step("umap_warm", step_umap_warm, ("umap_5k_warm_s", "umap_20k_cold_s", "umap_20k_warm_s"),

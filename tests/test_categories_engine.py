@@ -270,3 +270,26 @@ def test_name_weight_grows_as_examples_shrink():
     w = name_weights(1.0, np.array([0, 1, 4, 16]), by_shots=True)
     np.testing.assert_allclose(w, [2.0, 2.0, 1.0, 0.5])
     np.testing.assert_allclose(name_weights(0.7, np.array([1, 5]), by_shots=False), [0.7, 0.7])
+
+
+def test_support_tuning_is_only_for_few_examples_and_minilm():
+    from metarec_core.categories.tuning import tunable_encoder, wants_tuning
+
+    cfg = CategoryConfig()
+    one_shot, five_shot = np.arange(4), np.repeat(np.arange(4), 5)
+    assert wants_tuning(cfg, one_shot, n_queries=100)
+    assert wants_tuning(cfg, np.array([0, 0, 1, 2]), n_queries=100)  # 1.33 examples on average
+    assert not wants_tuning(cfg, five_shot, n_queries=100)
+    assert not wants_tuning(cfg, one_shot, n_queries=0)
+    assert not wants_tuning(cfg, one_shot, n_queries=cfg.tune_max_queries + 1)
+    assert not wants_tuning(CategoryConfig(tune_steps=0), one_shot, n_queries=100)
+    assert not wants_tuning(CategoryModel.plain().config, one_shot, n_queries=100)
+    assert tunable_encoder(CategoryConfig(encoder="fake")) is None
+    assert tunable_encoder(cfg, FakeEncoder()) is None
+    assert tunable_encoder(cfg, TopicEncoder()) is None
+
+
+def test_one_shot_classify_with_a_non_minilm_encoder_is_not_tuned(tmp_path):
+    res = classify(_support(1), _query(), encoder=TopicEncoder(), cache_dir=tmp_path)
+    assert not res.tuned
+    assert res.predictions["category"].tolist()[:2] == ["fruit", "fruit"]

@@ -48,3 +48,77 @@ def test_meta_training_runs_on_cuda():
     proj, hist = meta_train(x, y, None, CategoryConfig(episodes=5, device="cuda", rank=4))
     assert next(proj.parameters()).device.type == "cpu"
     assert np.isfinite(hist["final_loss"])
+
+
+ONE_SHOT = [
+    ("f1", "Fresh Gala Apples", "fresh fruits"),
+    ("d1", "Whole Milk Gallon", "milk"),
+    ("c1", "Sea Salt Potato Chips", "chips pretzels"),
+    ("s1", "Lavender Hand Soap", "soap"),
+]
+
+
+@pytest.mark.slow
+def test_support_tuning_with_zero_steps_reproduces_the_encoder():
+    """The frozen-lower / tuned-top split embeds exactly like the encoder when nothing is tuned."""
+    from metarec_core.embed.encoder import get_encoder
+    from metarec_core.embed.support_tuning import TuningSettings, tune_and_embed
+
+    enc = get_encoder("minilm")
+    support = [t for _, t, _ in ONE_SHOT]
+    names = ["fresh fruits", "milk", "chips pretzels", "soap"]
+    queries = [t for _, t in QUERY]
+    labels = np.arange(4)
+    before, after = tune_and_embed(enc, support, labels, names, queries, TuningSettings(steps=0))
+    for got in (before, after):
+        np.testing.assert_allclose(got[0], enc.encode(support), atol=1e-5)
+        np.testing.assert_allclose(got[1], enc.encode(queries), atol=1e-5)
+        np.testing.assert_allclose(got[2], enc.encode(names), atol=1e-5)
+    before, after = tune_and_embed(enc, support, labels, names, queries, TuningSettings(steps=5))
+    np.testing.assert_allclose(before[1], enc.encode(queries), atol=1e-5)
+    assert np.abs(after[1] - before[1]).max() > 1e-3  # the tuned copy moved
+
+
+@pytest.mark.slow
+def test_one_shot_classify_is_support_tuned_deterministic_and_leaves_the_encoder_alone(tmp_path):
+    import dataclasses
+
+    from metarec_core.categories import CategoryModel, classify
+    from metarec_core.embed.encoder import get_encoder
+
+    support = pd.DataFrame(ONE_SHOT, columns=["item_id", "title", "category"])
+    query = pd.DataFrame(QUERY, columns=["item_id", "title"])
+    enc = get_encoder("minilm")
+    before = enc.encode(["Organic Bananas"])
+    first = classify(support, query, cache_dir=tmp_path)
+    second = classify(support, query, cache_dir=tmp_path)
+    assert first.tuned and second.tuned
+    pd.testing.assert_frame_equal(first.predictions, second.predictions)
+    pred = dict(zip(first.predictions["item_id"], first.predictions["category"], strict=True))
+    assert pred["q1"] == "fresh fruits"
+    assert pred["q2"] == "milk"
+    np.testing.assert_array_equal(enc.encode(["Organic Bananas"]), before)
+    # leave-one-out and the open-set threshold are judged in the untuned space: the tuning fits
+    # the support's leave-one-out, so measuring it afterwards would flatter it
+    base = CategoryModel.untrained()
+    off = CategoryModel(dataclasses.replace(base.config, tune_steps=0), None, base.temperature, "")
+    closed = classify(support, query, off, cache_dir=tmp_path)
+    assert not closed.tuned
+    assert first.leave_one_out == closed.leave_one_out
+    tuned_open = classify(support, query, open_set=True, cache_dir=tmp_path)
+    plain_open = classify(support, query, off, open_set=True, cache_dir=tmp_path)
+    assert tuned_open.tuned
+    assert tuned_open.threshold == pytest.approx(plain_open.threshold, abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_support_tuning_runs_on_cuda():
+    from metarec_core.embed.encoder import MiniLMEncoder
+    from metarec_core.embed.support_tuning import tune_and_embed
+
+    enc = MiniLMEncoder(device="cuda")
+    _, (xs, xq, xn) = tune_and_embed(
+        enc, ["Gala Apples", "Whole Milk"], np.arange(2), ["fruit", "milk"], ["Bananas"]
+    )
+    assert xs.shape == (2, 384) and xq.shape == (1, 384) and np.isfinite(xn).all()

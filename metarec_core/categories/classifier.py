@@ -14,6 +14,7 @@ import pandas as pd
 
 from metarec_core.categories.engine import Scores, score
 from metarec_core.categories.model import CategoryModel
+from metarec_core.categories.tuning import tunable_encoder, tuned_score, wants_tuning
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
@@ -37,6 +38,7 @@ class Classification:
         leave_one_out: leave-one-out accuracy on the support alone (None if not estimable).
         model_used: which model was used, for people (``CategoryModel.description``).
         used_names: whether the category names were used as a prior (decided on the support).
+        tuned: whether support tuning ran (``categories.tuning``), for people and reports.
         skipped_empty: support and query rows skipped because their title was empty.
         support: the cleaned support (item_id, title, category).
         query: the cleaned query (item_id, title).
@@ -50,6 +52,7 @@ class Classification:
     leave_one_out: float | None
     model_used: str
     used_names: bool
+    tuned: bool = False
     skipped_empty: dict[str, int] = field(default_factory=dict)
     support: pd.DataFrame | None = None
     query: pd.DataFrame | None = None
@@ -126,6 +129,14 @@ def check_inputs(
     return s, q, {"support": s_empty, "query": q_empty}
 
 
+def _check_dim(model: CategoryModel, dim: int) -> None:
+    if model.matrix is not None and model.matrix.shape[0] != dim:
+        raise ValidationError(
+            f"the category model expects {model.matrix.shape[0]}-d embeddings "
+            f"({model.encoder_id or model.config.encoder}), the encoder gives {dim}-d"
+        )
+
+
 def classify(
     support: pd.DataFrame,
     query: pd.DataFrame,
@@ -154,17 +165,25 @@ def classify(
     categories = sorted(s["category"].unique())
     index = {c: i for i, c in enumerate(categories)}
     ys = s["category"].map(index).to_numpy(np.int64)
-    texts = s["title"].tolist() + q["title"].tolist() + categories
-    x = embed_texts(
-        texts, encoder=encoder, name=model.config.encoder, cache_dir=cache_dir, progress=progress
-    )
-    if model.matrix is not None and model.matrix.shape[0] != x.shape[1]:
-        raise ValidationError(
-            f"the category model expects {model.matrix.shape[0]}-d embeddings "
-            f"({model.encoder_id or model.config.encoder}), the encoder gives {x.shape[1]}-d"
+    tuner = None
+    if wants_tuning(model.config, ys, len(q)):
+        tuner = tunable_encoder(model.config, encoder)
+    if tuner is not None:
+        _check_dim(model, tuner.dim)
+        titles, queries = s["title"].tolist(), q["title"].tolist()
+        result = tuned_score(model, tuner, titles, ys, categories, queries, open_set, progress)
+    else:
+        texts = s["title"].tolist() + q["title"].tolist() + categories
+        x = embed_texts(
+            texts,
+            encoder=encoder,
+            name=model.config.encoder,
+            cache_dir=cache_dir,
+            progress=progress,
         )
-    xs, xq, xn = x[: len(s)], x[len(s) : len(s) + len(q)], x[len(s) + len(q) :]
-    result = score(model, xs, ys, xq, len(categories), xn, open_set=open_set)
+        _check_dim(model, x.shape[1])
+        xs, xq, xn = x[: len(s)], x[len(s) : len(s) + len(q)], x[len(s) + len(q) :]
+        result = score(model, xs, ys, xq, len(categories), xn, open_set=open_set)
     cats = np.asarray(categories, dtype=object)
     label = np.where(result.pred >= 0, cats[np.maximum(result.pred, 0)], None)
     predictions = pd.DataFrame(
@@ -184,6 +203,7 @@ def classify(
         leave_one_out=result.loo_accuracy,
         model_used=model.description,
         used_names=result.used_names,
+        tuned=tuner is not None,
         skipped_empty=skipped,
         support=s,
         query=q,

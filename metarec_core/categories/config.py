@@ -42,6 +42,17 @@ class CategoryConfig:
             open-set threshold (lower = accept more).
         open_set_rule: "separate" (the cut between leave-one-out in-category similarities and
             similarities to the other categories, floored by the quantile) or "quantile".
+        tune_steps: support tuning (SetFit-style): gradient steps on a copy of MiniLM's top
+            layers with the task's own examples and category names (0 = off). It applies only
+            when categories have ``tune_max_shots`` examples or fewer on average and there are at
+            most ``tune_max_queries`` queries, and only with the MiniLM encoder. On held-out
+            Instacart departments it raised 5-way 1-shot accuracy by about 0.025 (3 folds) and
+            left 5-shot unchanged, so it stays off where it only costs time.
+        tune_lr: learning rate of support tuning.
+        tune_layers: top transformer layers tuned (the rest stay frozen).
+        tune_max_shots: average examples per category at or below which support tuning runs.
+        tune_max_queries: most queries for which support tuning runs (every query is embedded
+            again, bypassing the embedding cache).
         seed: seed for episode sampling and initialisation.
         device: "auto" | "cpu" | "cuda" | "cuda:N" for meta-training.
     """
@@ -66,6 +77,11 @@ class CategoryConfig:
     sharpen: float = 1.5
     open_set_quantile: float = 0.1
     open_set_rule: str = "separate"
+    tune_steps: int = 30
+    tune_lr: float = 5e-5
+    tune_layers: int = 2
+    tune_max_shots: float = 2.0
+    tune_max_queries: int = 20000
     seed: int = 0
     device: str = "auto"
 
@@ -88,6 +104,11 @@ class CategoryConfig:
             (self.sharpen > 0, "sharpen must be > 0"),
             (0.0 <= self.open_set_quantile < 1.0, "open_set_quantile must be in [0, 1)"),
             (self.open_set_rule in ("separate", "quantile"), "open_set_rule: separate|quantile"),
+            (self.tune_steps >= 0, "tune_steps must be >= 0"),
+            (self.tune_lr > 0, "tune_lr must be > 0"),
+            (self.tune_layers >= 1, "tune_layers must be >= 1"),
+            (self.tune_max_shots >= 0, "tune_max_shots must be >= 0"),
+            (self.tune_max_queries >= 0, "tune_max_queries must be >= 0"),
             (bool(self.encoder), "encoder must be named"),
         ]
         for ok, message in checks:

@@ -7,7 +7,7 @@ embeddings; the model decides the space (projection, centring) and the tricks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -223,3 +223,31 @@ def _threshold(
     tpr = 1.0 - np.searchsorted(np.sort(pos), cuts, side="left") / len(pos)
     tnr = np.searchsorted(np.sort(neg), cuts, side="left") / len(neg)
     return max(float(cuts[np.argmax(tpr + tnr)]), floor)
+
+
+def merge_tuned(tuned: Scores, before: Scores, temperature: float) -> Scores:
+    """One task scored twice, as support tuning does: answers from the tuned space, judgement
+    from the space as it was.
+
+    The tuning optimises exactly the support's leave-one-out fit, so leave-one-out accuracy and
+    similarities measured after it are inflated: they (and with them the open-set threshold and
+    "none of these") come from ``before``, the same task scored in the untuned space. Categories,
+    prototypes and probabilities come from ``tuned`` (scored closed-set).
+    """
+    pred, probs, confidence = tuned.pred, tuned.probs, tuned.confidence
+    if before.threshold is not None and len(pred):
+        gap = before.sims.max(1) - before.threshold  # (Q,)
+        p_in = 1.0 / (1.0 + np.exp(-temperature * gap))
+        probs = probs * p_in[:, None]
+        pred = np.where(gap >= 0, pred, -1)
+        confidence = np.where(gap >= 0, probs.max(1), 1.0 - p_in)
+    return replace(
+        tuned,
+        pred=pred.astype(np.int64),
+        confidence=np.asarray(confidence, dtype=np.float64),
+        probs=probs,
+        threshold=before.threshold,
+        loo_accuracy=before.loo_accuracy,
+        loo_pred=before.loo_pred,
+        loo_sim=before.loo_sim,
+    )

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from metarec_core.categories import baselines
-from metarec_core.categories.engine import score
+from metarec_core.categories.engine import Scores, score
 from metarec_core.categories.model import CategoryModel
+from metarec_core.categories.tuning import tunable_encoder, tuned_score, wants_tuning
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 # method(task) -> (Q,) predictions; a task carries everything a method may use.
@@ -33,6 +34,7 @@ class Task:
     support_texts: list[str]
     query_texts: list[str]
     n_classes: int
+    name_texts: list[str] = field(default_factory=list)  # (C,) category names, when known
 
 
 @dataclass
@@ -49,12 +51,25 @@ class CategoryEvalReport:
         return t.assign(cell=cell).pivot(index="method", columns="setting", values="cell")
 
 
-def engine_method(model: CategoryModel, use_names: bool = True) -> Method:
-    """The engine (trained or plain model) as an evaluation method."""
+def task_scores(model: CategoryModel, t: Task, encoder=None, open_set: bool = False) -> Scores:
+    """The engine's scores for a task, as ``classify`` computes them: with support tuning when
+    ``categories.tuning`` says so and ``encoder`` (MiniLM) is given, else on the cached embeddings."""
+    if encoder is not None and len(t.name_texts) == t.n_classes:
+        if wants_tuning(model.config, t.ys, len(t.query_texts)):
+            tuner = tunable_encoder(model.config, encoder)
+            if tuner is not None:
+                return tuned_score(
+                    model, tuner, t.support_texts, t.ys, t.name_texts, t.query_texts, open_set
+                )
+    return score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=open_set)
+
+
+def engine_method(model: CategoryModel, encoder=None) -> Method:
+    """The engine (trained or plain model) as an evaluation method; with ``encoder`` (MiniLM),
+    tasks get support tuning where ``classify`` would give it."""
 
     def run(t: Task) -> np.ndarray:
-        names = t.names if use_names else None
-        return score(model, t.xs, t.ys, t.xq, t.n_classes, names).pred
+        return task_scores(model, t, encoder).pred
 
     return run
 
@@ -90,8 +105,16 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 class HeldOut:
     """Embeddings, texts and labels of the held-out categories, and a task builder."""
 
-    def __init__(self, x: np.ndarray, texts: list[str], labels: np.ndarray, names: np.ndarray):
+    def __init__(
+        self,
+        x: np.ndarray,
+        texts: list[str],
+        labels: np.ndarray,
+        names: np.ndarray,
+        name_texts: Sequence[str] = (),
+    ):
         self.x, self.texts, self.labels, self.names = x, texts, labels, names
+        self.name_texts = list(name_texts)  # (C,) category names (for support tuning)
         self.rows = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
 
     def task(
@@ -125,6 +148,7 @@ class HeldOut:
             support_texts=[self.texts[i] for i in s],
             query_texts=[self.texts[i] for i in q],
             n_classes=len(classes),
+            name_texts=[self.name_texts[int(c)] for c in classes] if self.name_texts else [],
         )
 
 
@@ -179,6 +203,7 @@ def open_set_eval(
     k: int,
     repeats: int = 3,
     seed: int = 0,
+    encoder=None,
 ) -> list[dict]:
     """Half the held-out categories get k shots; the other half's items are mixed in as foreign.
 
@@ -194,7 +219,7 @@ def open_set_eval(
         known, foreign = perm[: len(perm) // 2], perm[len(perm) // 2 :]
         t = data.task(known, k, rng, None, foreign=foreign)
         for name, model in models.items():
-            s = score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=True)
+            s = task_scores(model, t, encoder, open_set=True)
             given = s.pred >= 0
             correct = given & (s.pred == t.yq)
             inset = t.yq >= 0

@@ -12,6 +12,7 @@ from metarec_core.categories import evaluate as ev
 from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.train import fit_projection
+from metarec_core.categories.tuning import tunable_encoder
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
@@ -79,9 +80,16 @@ def evaluate_categories(
     local = -np.ones(len(cats), np.int64)
     local[test_ids] = np.arange(len(test_ids))
     data = ev.HeldOut(
-        x[mask], [t for t, m in zip(texts, mask, strict=True) if m], local[y[mask]], names[test_ids]
+        x[mask],
+        [t for t, m in zip(texts, mask, strict=True) if m],
+        local[y[mask]],
+        names[test_ids],
+        [cats[i] for i in test_ids],
     )
-    methods: dict[str, ev.Method] = {"metarec": ev.engine_method(model)}
+    tuner = tunable_encoder(config, encoder)  # None: no support tuning (not MiniLM, or off)
+    methods: dict[str, ev.Method] = {"metarec": ev.engine_method(model, encoder=tuner)}
+    if tuner is not None:  # what support tuning adds, measured on the same tasks
+        methods["metarec-untuned"] = ev.engine_method(model)
     if baselines:
         methods.update(ev.BASELINES)
     rows: list[dict] = []
@@ -89,8 +97,9 @@ def evaluate_categories(
         rows += ev.episodes_eval(data, methods, n_way, k, n_episodes, seed=k, progress=progress)
         rows += ev.allway_eval(data, methods, k, allway_repeats, seed=k)
         rows += ev.open_set_eval(
-            data, {"metarec": model, "plain-prototypes": plain}, k, allway_repeats, seed=k
-        )
+            data, {"metarec": model, "plain-prototypes": plain}, k, allway_repeats, seed=k,
+            encoder=tuner,
+        )  # fmt: skip
     info = {
         "held_out": list(held_out),
         "held_out_categories": [cats[i] for i in test_ids],
@@ -100,5 +109,6 @@ def evaluate_categories(
         "history": history,
         "validation": validation,
         "projection_kept": matrix is not None,
+        "support_tuning": tuner is not None,
     }
     return ev.CategoryEvalReport(pd.DataFrame(rows), info)

@@ -1,0 +1,79 @@
+"""When and how a few-shot task gets support tuning (see ``embed.support_tuning``).
+
+One decision, used by ``classify`` and by the evaluation protocol alike, so what is measured is
+what users get: tune only with the real MiniLM encoder, when categories have few examples on
+average (it helped at 1 shot and did nothing at 5) and the queries are few enough to embed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from metarec_core.categories.config import CategoryConfig
+from metarec_core.categories.engine import Scores, merge_tuned, score
+from metarec_core.categories.model import CategoryModel
+from metarec_core.embed.encoder import MINILM_ID, MiniLMEncoder
+from metarec_core.types import Progress, no_progress
+
+
+def tunable_encoder(config: CategoryConfig, encoder=None) -> MiniLMEncoder | None:
+    """The loaded MiniLM encoder to tune, or None when the task's encoder is not MiniLM.
+
+    ``encoder`` may be None (the config's encoder), a ``MiniLMEncoder`` or a lazy MiniLM one.
+    """
+    if config.tune_steps <= 0:
+        return None
+    if isinstance(encoder, MiniLMEncoder):
+        return encoder
+    model_id = getattr(encoder, "model_id", None) if encoder is not None else None
+    name = config.encoder if encoder is None else model_id
+    if name not in ("minilm", MINILM_ID):
+        return None
+    from metarec_core.embed.encoder import get_encoder
+
+    found = get_encoder("minilm")
+    return found if isinstance(found, MiniLMEncoder) else None
+
+
+def wants_tuning(config: CategoryConfig, labels: np.ndarray, n_queries: int) -> bool:
+    """True when the task is one support tuning is for (few examples per category)."""
+    if config.tune_steps <= 0 or n_queries == 0 or n_queries > config.tune_max_queries:
+        return False
+    counts = np.bincount(np.asarray(labels, np.int64))
+    counts = counts[counts > 0]
+    return bool(len(counts)) and float(counts.mean()) <= config.tune_max_shots
+
+
+def tuned_score(
+    model: CategoryModel,
+    encoder: MiniLMEncoder,
+    support: Sequence[str],
+    labels: np.ndarray,
+    names: Sequence[str],
+    queries: Sequence[str],
+    open_set: bool = False,
+    progress: Progress = no_progress,
+) -> Scores:
+    """Score one task with support tuning: classes from the tuned space; leave-one-out, the
+    open-set threshold and "none of these" from the untuned one (``engine.merge_tuned``)."""
+    from metarec_core.embed.support_tuning import TuningSettings, tune_and_embed
+
+    cfg = model.config
+    settings = TuningSettings(
+        steps=cfg.tune_steps, lr=cfg.tune_lr, layers=cfg.tune_layers, seed=cfg.seed
+    )
+    before, after = tune_and_embed(encoder, support, labels, names, queries, settings, progress)
+    n = len(names)
+    untuned = score(model, before[0], labels, before[1], n, before[2], open_set=open_set)
+    tuned = score(model, after[0], labels, after[1], n, after[2], open_set=False)
+    return merge_tuned(tuned, untuned, model.temperature)
+
+
+def describe(config: CategoryConfig) -> str:
+    """One line for people: what support tuning did."""
+    return (
+        f"support tuning: {config.tune_steps} steps on the encoder's top {config.tune_layers} "
+        f"layers with this support and the category names"
+    )
