@@ -46,8 +46,9 @@ class CategoryConfig:
             layers with the task's own examples and category names (0 = off). It applies only
             when categories have ``tune_max_shots`` examples or fewer on average and there are at
             most ``tune_max_queries`` queries, and only with the MiniLM encoder. On held-out
-            Instacart departments it raised 5-way 1-shot accuracy by about 0.025 (3 folds) and
-            left 5-shot unchanged, so it stays off where it only costs time.
+            Instacart departments (3 folds) it raised 5-way 1-shot accuracy from 0.708 to 0.740
+            and all-way 1-shot from 0.411 to 0.486; at 2-3 shots it added under 0.01 and at 5
+            nothing (harder tuning hurt), so it stays off where it only costs time.
         tune_lr: learning rate of support tuning.
         tune_layers: top transformer layers tuned (the rest stay frozen).
         tune_max_shots: average examples per category at or below which support tuning runs.

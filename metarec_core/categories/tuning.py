@@ -14,7 +14,7 @@ import numpy as np
 from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.engine import Scores, merge_tuned, score
 from metarec_core.categories.model import CategoryModel
-from metarec_core.embed.encoder import MINILM_ID, MiniLMEncoder
+from metarec_core.embed.encoder import MINILM_ID, MiniLMEncoder, get_encoder
 from metarec_core.types import Progress, no_progress
 
 
@@ -27,12 +27,9 @@ def tunable_encoder(config: CategoryConfig, encoder=None) -> MiniLMEncoder | Non
         return None
     if isinstance(encoder, MiniLMEncoder):
         return encoder
-    model_id = getattr(encoder, "model_id", None) if encoder is not None else None
-    name = config.encoder if encoder is None else model_id
+    name = config.encoder if encoder is None else getattr(encoder, "model_id", None)
     if name not in ("minilm", MINILM_ID):
         return None
-    from metarec_core.embed.encoder import get_encoder
-
     found = get_encoder("minilm")
     return found if isinstance(found, MiniLMEncoder) else None
 

@@ -67,7 +67,7 @@ class MiniLMEncoder:
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one caller at a time: the fast tokenizer is not re-entrant
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress = no_progress
@@ -77,7 +77,7 @@ class MiniLMEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # Sort by length so batches pad little; restore the order at the end.
         order = np.argsort([len(t) for t in texts], kind="stable")
-        with self._lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
                 batch = self.tokenizer(

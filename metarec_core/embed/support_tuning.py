@@ -59,7 +59,9 @@ class _LowerStates:
         model, tok = encoder.model, encoder.tokenizer
         self.states: list[torch.Tensor] = [None] * len(texts)  # type: ignore[list-item]
         order = np.argsort([len(t) for t in texts], kind="stable")
-        with torch.no_grad():  # plain tensors (not inference ones): the tuning reads them
+        # plain tensors (not inference ones): the tuning reads them; the encoder's lock because
+        # its tokenizer and model are shared with every other caller in the process
+        with encoder.lock, torch.no_grad():
             for start in range(0, len(texts), LOWER_BATCH):
                 idx = order[start : start + LOWER_BATCH]
                 batch = tok(
