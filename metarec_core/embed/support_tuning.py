@@ -79,7 +79,7 @@ class _LowerStates:
                 lengths = mask.sum(1).tolist()
                 for j, i in enumerate(idx):
                     self.states[i] = hidden[j, : int(lengths[j])].clone()
-                progress(ProgressEvent("tune", min(start + LOWER_BATCH, len(texts)), len(texts)))
+                progress(ProgressEvent("embed", min(start + LOWER_BATCH, len(texts)), len(texts)))
 
     def batch(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded (B, T, D) states and (B, T) mask for ``rows``."""
