@@ -293,3 +293,22 @@ def test_one_shot_classify_with_a_non_minilm_encoder_is_not_tuned(tmp_path):
     res = classify(_support(1), _query(), encoder=TopicEncoder(), cache_dir=tmp_path)
     assert not res.tuned
     assert res.predictions["category"].tolist()[:2] == ["fruit", "fruit"]
+
+
+def test_names_describe_the_support_only_clearly_above_chance():
+    from metarec_core.categories.tuning import names_describe
+
+    eye = np.eye(8, dtype=np.float32)
+    labels = np.arange(4)
+    assert names_describe(eye[:4], labels, eye[:4])  # every example finds its own name
+    assert not names_describe(eye[:4], labels, eye[[1, 2, 3, 0]])  # every name is another's
+    # 25 categories: 2 of 25 examples recognised is twice chance, 1 of 25 is not
+    names = l2n(np.random.default_rng(0).normal(size=(25, 16))).astype(np.float32)
+    wrong = np.roll(np.arange(25), 1)
+    assert not names_describe(names[wrong], np.arange(25), names)
+    two = wrong.copy()
+    two[:2] = [0, 1]
+    assert names_describe(names[two], np.arange(25), names)
+    one = wrong.copy()
+    one[:1] = [0]
+    assert not names_describe(names[one], np.arange(25), names)

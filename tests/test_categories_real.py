@@ -122,3 +122,24 @@ def test_support_tuning_runs_on_cuda():
         enc, ["Gala Apples", "Whole Milk"], np.arange(2), ["fruit", "milk"], ["Bananas"]
     )
     assert xs.shape == (2, 384) and xq.shape == (1, 384) and np.isfinite(xn).all()
+
+
+@pytest.mark.slow
+def test_one_shot_support_is_not_tuned_when_the_names_do_not_describe_it(tmp_path):
+    """Each example is tuned towards its category's name: names that say nothing, or mislead,
+    would pull it the wrong way, so such a task is scored untuned."""
+    import dataclasses
+
+    from metarec_core.categories import CategoryModel, classify
+
+    wrong = {"fresh fruits": "soap", "milk": "chips pretzels", "chips pretzels": "milk"}
+    wrong["soap"] = "fresh fruits"
+    rows = [(i, t, wrong[c]) for i, t, c in ONE_SHOT]
+    support = pd.DataFrame(rows, columns=["item_id", "title", "category"])
+    query = pd.DataFrame(QUERY, columns=["item_id", "title"])
+    res = classify(support, query, cache_dir=tmp_path)
+    assert not res.used_names and not res.tuned and res.names_undescriptive
+    base = CategoryModel.untrained()
+    off = CategoryModel(dataclasses.replace(base.config, tune_steps=0), None, base.temperature, "")
+    untuned = classify(support, query, off, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(res.predictions, untuned.predictions, atol=1e-5)

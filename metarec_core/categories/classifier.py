@@ -39,6 +39,8 @@ class Classification:
         model_used: which model was used, for people (``CategoryModel.description``).
         used_names: whether the category names were used as a prior (decided on the support).
         tuned: whether support tuning ran (``categories.tuning``), for people and reports.
+        names_undescriptive: support tuning was due but skipped, because the category names do
+            not recognise the examples (``categories.tuning.names_describe``).
         skipped_empty: support and query rows skipped because their title was empty.
         support: the cleaned support (item_id, title, category).
         query: the cleaned query (item_id, title).
@@ -53,6 +55,7 @@ class Classification:
     model_used: str
     used_names: bool
     tuned: bool = False
+    names_undescriptive: bool = False
     skipped_empty: dict[str, int] = field(default_factory=dict)
     support: pd.DataFrame | None = None
     query: pd.DataFrame | None = None
@@ -165,13 +168,15 @@ def classify(
     categories = sorted(s["category"].unique())
     index = {c: i for i, c in enumerate(categories)}
     ys = s["category"].map(index).to_numpy(np.int64)
-    tuner = None
+    tuner, tuned = None, False
     if wants_tuning(model.config, ys, len(q)):
         tuner = tunable_encoder(model.config, encoder)
     if tuner is not None:
         _check_dim(model, tuner.dim)
         titles, queries = s["title"].tolist(), q["title"].tolist()
-        result = tuned_score(model, tuner, titles, ys, categories, queries, open_set, progress)
+        result, tuned = tuned_score(
+            model, tuner, titles, ys, categories, queries, open_set, progress
+        )
     else:
         texts = s["title"].tolist() + q["title"].tolist() + categories
         x = embed_texts(
@@ -203,7 +208,8 @@ def classify(
         leave_one_out=result.loo_accuracy,
         model_used=model.description,
         used_names=result.used_names,
-        tuned=tuner is not None,
+        tuned=tuned,
+        names_undescriptive=tuner is not None and not tuned,
         skipped_empty=skipped,
         support=s,
         query=q,

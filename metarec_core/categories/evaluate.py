@@ -60,7 +60,7 @@ def task_scores(model: CategoryModel, t: Task, encoder=None, open_set: bool = Fa
             if tuner is not None:
                 return tuned_score(
                     model, tuner, t.support_texts, t.ys, t.name_texts, t.query_texts, open_set
-                )
+                )[0]
     return score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=open_set)
 
 

@@ -114,6 +114,7 @@ def classify_cmd(args: argparse.Namespace) -> int:
         default_model_dir,
         load_default_model,
     )
+    from metarec_core.categories.tuning import NAMES_UNDESCRIPTIVE
     from metarec_core.categories.tuning import describe as describe_tuning
     from metarec_core.cli.progress_bar import CliProgress
     from metarec_core.data.files import read_table
@@ -153,6 +154,8 @@ def classify_cmd(args: argparse.Namespace) -> int:
     ]
     if result.tuned:
         lines.append(describe_tuning(model.config))
+    elif result.names_undescriptive:
+        lines.append(NAMES_UNDESCRIPTIVE)
     if args.open_set:
         lines.append(f"open set: threshold {result.threshold:.3f}, {none} answered 'none of these'")
     skipped = result.skipped_empty
