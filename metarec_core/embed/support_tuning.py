@@ -22,8 +22,6 @@ from metarec_core.types import Progress, ProgressEvent, no_progress
 LOWER_BATCH = 256
 LOGIT_SCALE = 10.0  # cosine-logit scale of the tuning loss (the engine's untrained temperature)
 
-Embeddings = tuple[np.ndarray, np.ndarray, np.ndarray]  # (support, queries, names), unit rows
-
 
 @dataclass(frozen=True)
 class TuningSettings:
@@ -118,59 +116,7 @@ def _loo_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Te
     return nn.functional.cross_entropy(logits, labels)
 
 
-class TaskEncoding:
-    """One task's texts (support, category names, queries) through the encoder's frozen layers,
-    ready to be embedded with the encoder's own top layers or with a copy tuned on the support."""
-
-    def __init__(
-        self,
-        encoder,
-        support: Sequence[str],
-        names: Sequence[str],
-        queries: Sequence[str],
-        settings: TuningSettings = TuningSettings(),
-        progress: Progress = no_progress,
-    ) -> None:
-        layers = encoder.model.encoder.layer
-        n_top = max(1, min(settings.layers, len(layers)))
-        self.encoder, self.settings = encoder, settings
-        self.original = layers[len(layers) - n_top :]
-        self.sizes = (len(support), len(names))
-        texts = list(support) + list(names) + list(queries)
-        self.lower = _LowerStates(encoder, texts, len(layers) - n_top, progress)
-
-    def embed(self, top: nn.ModuleList | None = None) -> Embeddings:
-        """(support, queries, names) through ``top`` (default: the encoder's own top layers)."""
-        s, c = self.sizes
-        x = _embed(self.original if top is None else top, self.lower, range(len(self.lower.states)))
-        return x[:s], x[s + c :], x[s : s + c]
-
-    def tune(self, labels: np.ndarray, progress: Progress = no_progress) -> nn.ModuleList:
-        """A copy of the top layers tuned on the support and names (``labels``: (S,) indices)."""
-        s, c = self.sizes
-        device = self.encoder.device
-        top = copy.deepcopy(self.original)
-        targets = torch.as_tensor(
-            np.concatenate([np.asarray(labels, np.int64), np.arange(c)]), device=device
-        )
-        hidden, mask = self.lower.batch(list(range(s + c)))
-        steps = self.settings.steps
-        on_cuda = str(device).startswith("cuda")
-        with torch.random.fork_rng(devices=[device] if on_cuda else []):
-            torch.manual_seed(self.settings.seed)
-            top.train()
-            opt = torch.optim.AdamW(
-                top.parameters(), lr=self.settings.lr, weight_decay=0.0, foreach=True
-            )
-            for step in range(steps):
-                with torch.enable_grad():
-                    z = _pool(_run_layers(top, hidden, mask), mask)
-                    loss = _loo_loss(z, targets, c)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                progress(ProgressEvent("tune", step + 1, steps, "tuning on the support"))
-        return top.eval()
+Embeddings = tuple[np.ndarray, np.ndarray, np.ndarray]  # (support, queries, names), unit rows
 
 
 def tune_and_embed(
@@ -193,5 +139,36 @@ def tune_and_embed(
     embeddings, ``before`` with the encoder as it is (what it would embed), ``after`` tuned.
     The lower layers run once for both.
     """
-    task = TaskEncoding(encoder, support, names, queries, settings, progress)
-    return task.embed(), task.embed(task.tune(labels, progress))
+    model = encoder.model
+    n_layers = len(model.encoder.layer)
+    n_top = max(1, min(settings.layers, n_layers))
+    texts = list(support) + list(names) + list(queries)
+    lower = _LowerStates(encoder, texts, n_layers - n_top, progress)
+    original = model.encoder.layer[n_layers - n_top :]
+    top = copy.deepcopy(original)
+    labels_all = torch.as_tensor(
+        np.concatenate([np.asarray(labels, np.int64), np.arange(len(names))]),
+        device=encoder.device,
+    )
+    hidden, mask = lower.batch(list(range(len(support) + len(names))))
+    on_cuda = str(encoder.device).startswith("cuda")
+    with torch.random.fork_rng(devices=[encoder.device] if on_cuda else []):
+        torch.manual_seed(settings.seed)
+        top.train()
+        opt = torch.optim.AdamW(top.parameters(), lr=settings.lr, weight_decay=0.0, foreach=True)
+        for step in range(settings.steps):
+            with torch.enable_grad():
+                z = _pool(_run_layers(top, hidden, mask), mask)
+                loss = _loo_loss(z, labels_all, len(names))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            progress(ProgressEvent("tune", step + 1, settings.steps, "tuning on the support"))
+    top.eval()
+    rows = list(range(len(texts)))
+    s, c = len(support), len(names)
+
+    def split(x: np.ndarray) -> Embeddings:
+        return x[:s], x[s + c :], x[s : s + c]
+
+    return split(_embed(original, lower, rows)), split(_embed(top, lower, rows))
