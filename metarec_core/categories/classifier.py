@@ -14,7 +14,7 @@ import pandas as pd
 
 from metarec_core.categories.engine import Scores, score
 from metarec_core.categories.model import CategoryModel
-from metarec_core.categories.tuning import tunable_encoder, tuned_score, wants_tuning
+from metarec_core.categories.tuning import tuned_score, tuner_for
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
@@ -168,17 +168,9 @@ def classify(
     categories = sorted(s["category"].unique())
     index = {c: i for i, c in enumerate(categories)}
     ys = s["category"].map(index).to_numpy(np.int64)
-    tuner, tuned = None, False
-    if wants_tuning(model.config, ys, len(q)):
-        tuner = tunable_encoder(model.config, encoder)
-    if tuner is not None:
-        _check_dim(model, tuner.dim)
-        titles, queries = s["title"].tolist(), q["title"].tolist()
-        result, tuned = tuned_score(
-            model, tuner, titles, ys, categories, queries, open_set, progress
-        )
-    else:
-        texts = s["title"].tolist() + q["title"].tolist() + categories
+    titles, queries = s["title"].tolist(), q["title"].tolist()
+
+    def embed(texts: list[str]) -> np.ndarray:
         x = embed_texts(
             texts,
             encoder=encoder,
@@ -187,8 +179,16 @@ def classify(
             progress=progress,
         )
         _check_dim(model, x.shape[1])
-        xs, xq, xn = x[: len(s)], x[len(s) : len(s) + len(q)], x[len(s) + len(q) :]
-        result = score(model, xs, ys, xq, len(categories), xn, open_set=open_set)
+        return x
+
+    x = embed(titles + categories)  # few texts; the names also decide on support tuning
+    xs, xn = x[: len(s)], x[len(s) :]
+    tuner, undescriptive = tuner_for(model.config, encoder, ys, len(q), xs, xn)
+    if tuner is not None:
+        _check_dim(model, tuner.dim)
+        result = tuned_score(model, tuner, titles, ys, categories, queries, open_set, progress)
+    else:
+        result = score(model, xs, ys, embed(queries), len(categories), xn, open_set=open_set)
     cats = np.asarray(categories, dtype=object)
     label = np.where(result.pred >= 0, cats[np.maximum(result.pred, 0)], None)
     predictions = pd.DataFrame(
@@ -208,8 +208,8 @@ def classify(
         leave_one_out=result.loo_accuracy,
         model_used=model.description,
         used_names=result.used_names,
-        tuned=tuned,
-        names_undescriptive=tuner is not None and not tuned,
+        tuned=tuner is not None,
+        names_undescriptive=undescriptive,
         skipped_empty=skipped,
         support=s,
         query=q,

@@ -46,7 +46,7 @@ class CategoryConfig:
             layers with the task's own examples and category names (0 = off). It applies only
             when categories have ``tune_max_shots`` examples or fewer on average and there are at
             most ``tune_max_queries`` queries, only with the MiniLM encoder, and only when the
-            category names describe the support (``categories.tuning.tuned_score``). On held-out
+            category names describe the support (``categories.tuning.tuner_for``). On held-out
             Instacart departments (3 folds) it raised 5-way 1-shot accuracy from 0.708 to 0.733
             and all-way 1-shot from 0.411 to 0.486; at 2-3 shots it added under 0.01 and at 5
             nothing (harder tuning hurt), so it stays off where it only costs time.

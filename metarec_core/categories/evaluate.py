@@ -15,7 +15,7 @@ import pandas as pd
 from metarec_core.categories import baselines
 from metarec_core.categories.engine import Scores, score
 from metarec_core.categories.model import CategoryModel
-from metarec_core.categories.tuning import tunable_encoder, tuned_score, wants_tuning
+from metarec_core.categories.tuning import tuned_score, tuner_for
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 # method(task) -> (Q,) predictions; a task carries everything a method may use.
@@ -55,12 +55,11 @@ def task_scores(model: CategoryModel, t: Task, encoder=None, open_set: bool = Fa
     """The engine's scores for a task, as ``classify`` computes them: with support tuning when
     ``categories.tuning`` says so and ``encoder`` (MiniLM) is given, else on the cached embeddings."""
     if encoder is not None and len(t.name_texts) == t.n_classes:
-        if wants_tuning(model.config, t.ys, len(t.query_texts)):
-            tuner = tunable_encoder(model.config, encoder)
-            if tuner is not None:
-                return tuned_score(
-                    model, tuner, t.support_texts, t.ys, t.name_texts, t.query_texts, open_set
-                )[0]
+        tuner, _ = tuner_for(model.config, encoder, t.ys, len(t.query_texts), t.xs, t.names)
+        if tuner is not None:
+            return tuned_score(
+                model, tuner, t.support_texts, t.ys, t.name_texts, t.query_texts, open_set
+            )
     return score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=open_set)
 
 

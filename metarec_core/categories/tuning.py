@@ -3,7 +3,7 @@
 One decision, used by ``classify`` and by the evaluation protocol alike, so what is measured is
 what users get: tune only with the real MiniLM encoder, when categories have few examples on
 average (it helped at 1 shot and did nothing at 5), the queries are few enough to embed again,
-and the category names describe the support (``tuned_score``).
+and the category names describe the support (``tuner_for``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,33 @@ def names_describe(xs: np.ndarray, labels: np.ndarray, xn: np.ndarray) -> bool:
     return float(hits.mean()) >= 2.0 / n
 
 
+def tuner_for(
+    config: CategoryConfig,
+    encoder,
+    labels: np.ndarray,
+    n_queries: int,
+    xs: np.ndarray,
+    xn: np.ndarray,
+) -> tuple[MiniLMEncoder | None, bool]:
+    """Whether to tune this task: (the encoder to tune, or None to score it untuned; whether
+    tuning was due but skipped because the names do not describe the support).
+
+    ``xs`` (S, D) and ``xn`` (C, D) are the support's and the category names' untuned embeddings.
+    Each example is tuned towards its category's name, so the task is tuned only when the names,
+    matched by similarity alone, recognise at least twice the share of examples that chance would
+    (``names_describe``): meaningless names ("category 17") made tuning hurt (5-way 1-shot -0.035
+    to -0.05 on held-out Instacart departments).
+    """
+    if not wants_tuning(config, labels, n_queries):
+        return None, False
+    tuner = tunable_encoder(config, encoder)
+    if tuner is None:
+        return None, False
+    if not names_describe(xs, labels, xn):
+        return None, True
+    return tuner, False
+
+
 def tuned_score(
     model: CategoryModel,
     encoder: MiniLMEncoder,
@@ -68,31 +95,20 @@ def tuned_score(
     queries: Sequence[str],
     open_set: bool = False,
     progress: Progress = no_progress,
-) -> tuple[Scores, bool]:
-    """Score one task with support tuning; returns (scores, whether it was tuned).
-
-    Each example is tuned towards its category's name, so the task is tuned only when the names
-    say something about the support: matched by similarity alone, they must recognise at least
-    twice the share of examples that chance would (``names_describe``). Meaningless names
-    ("category 17") made tuning hurt (5-way 1-shot -0.035 to -0.05 on held-out Instacart
-    departments). Tuned, the classes come from the tuned space; leave-one-out, the open-set
-    threshold and "none of these" from the untuned one (``engine.merge_tuned``).
-    """
-    from metarec_core.embed.support_tuning import TaskEncoding, TuningSettings
+) -> Scores:
+    """Score one task with support tuning: classes from the tuned space; leave-one-out, the
+    open-set threshold and "none of these" from the untuned one (``engine.merge_tuned``)."""
+    from metarec_core.embed.support_tuning import TuningSettings, tune_and_embed
 
     cfg = model.config
     settings = TuningSettings(
         steps=cfg.tune_steps, lr=cfg.tune_lr, layers=cfg.tune_layers, seed=cfg.seed
     )
-    task = TaskEncoding(encoder, support, names, queries, settings, progress)
+    before, after = tune_and_embed(encoder, support, labels, names, queries, settings, progress)
     n = len(names)
-    xs, xq, xn = task.embed()
-    untuned = score(model, xs, labels, xq, n, xn, open_set=open_set)
-    if not names_describe(xs, labels, xn):
-        return untuned, False
-    xs, xq, xn = task.embed(task.tune(labels, progress))
-    tuned = score(model, xs, labels, xq, n, xn, open_set=False)
-    return merge_tuned(tuned, untuned, model.temperature), True
+    untuned = score(model, before[0], labels, before[1], n, before[2], open_set=open_set)
+    tuned = score(model, after[0], labels, after[1], n, after[2], open_set=False)
+    return merge_tuned(tuned, untuned, model.temperature)
 
 
 def describe(config: CategoryConfig) -> str:

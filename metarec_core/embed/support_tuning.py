@@ -20,6 +20,7 @@ from torch import nn
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 LOWER_BATCH = 256
+TUNE_CHUNK = 32  # tuning rows per forward pass, grouped by length so little is padding
 LOGIT_SCALE = 10.0  # cosine-logit scale of the tuning loss (the engine's untrained temperature)
 
 
@@ -150,7 +151,11 @@ def tune_and_embed(
         np.concatenate([np.asarray(labels, np.int64), np.arange(len(names))]),
         device=encoder.device,
     )
-    hidden, mask = lower.batch(list(range(len(support) + len(names))))
+    n_tuned = len(support) + len(names)
+    by_length = np.argsort([lower.states[i].shape[0] for i in range(n_tuned)], kind="stable")
+    chunks = [by_length[a : a + TUNE_CHUNK] for a in range(0, n_tuned, TUNE_CHUNK)]
+    batches = [lower.batch(chunk.tolist()) for chunk in chunks]
+    order = torch.as_tensor(np.argsort(np.concatenate(chunks)), device=encoder.device)
     on_cuda = str(encoder.device).startswith("cuda")
     with torch.random.fork_rng(devices=[encoder.device] if on_cuda else []):
         torch.manual_seed(settings.seed)
@@ -158,7 +163,7 @@ def tune_and_embed(
         opt = torch.optim.AdamW(top.parameters(), lr=settings.lr, weight_decay=0.0, foreach=True)
         for step in range(settings.steps):
             with torch.enable_grad():
-                z = _pool(_run_layers(top, hidden, mask), mask)
+                z = torch.cat([_pool(_run_layers(top, h, m), m) for h, m in batches])[order]
                 loss = _loo_loss(z, labels_all, len(names))
                 opt.zero_grad()
                 loss.backward()
