@@ -27,6 +27,7 @@ from benchmarks.common import (
     TARGETS,
     child_env,
     machine_info,
+    machine_label,
     run_child,
     target_met,
 )
@@ -54,8 +55,13 @@ def run_bench(script: str, mode: str, device: str, steps: str | None) -> dict[st
             "error": f"exit {child.returncode}: {child.output_tail[-800:]}"}  # fmt: skip
 
 
-def merge(previous: dict[str, Any] | None, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fold new bench outputs into the previous latest.json, step by step."""
+def merge(
+    previous: dict[str, Any] | None,
+    runs: list[dict[str, Any]],
+    machine: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fold new bench outputs into the previous latest.json, step by step; each new step records
+    the machine it ran on (``machine``: machine_info()), since kept steps may come from others."""
     sections: dict[str, Any] = dict((previous or {}).get("sections", {}))
     for run in runs:
         sec = sections.setdefault(run["bench"], {"steps": {}})
@@ -67,6 +73,7 @@ def merge(previous: dict[str, Any] | None, runs: list[dict[str, Any]]) -> dict[s
                 "mode": run["mode"],
                 "device": run["device"],
                 "measured_at": run.get("finished_at"),
+                "machine": machine_label(machine) if machine else None,
             }
         if run.get("error"):
             sec["error"] = run["error"]
@@ -131,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {b} ({mode}, {args.device}) ...", file=sys.stderr, flush=True)
         runs.append(run_bench(BENCHES[b], mode, args.device, args.steps))
         print(f"[bench] {b} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    machine = machine_info()
     latest = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "mode": mode,
         "device": args.device,
-        "machine": machine_info(),
-        **merge(previous, runs),
+        "machine": machine,
+        **merge(previous, runs, machine),
     }
     latest["summary"] = {k: f.get("median") for k, f in latest["figures"].items()}
     for key in TARGETS:  # headline figures also at the top level: latest["adapt_ms_p50_k5"]

@@ -1,4 +1,4 @@
-"""The only place that asks torch which device to use."""
+"""The only place that asks torch which device to use, and what the CPU can do."""
 
 from __future__ import annotations
 
@@ -40,3 +40,16 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "CPU"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (``avx2``, ``avx512f``, ``amx_bf16``, ...);
+    empty where /proc/cpuinfo is missing."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()

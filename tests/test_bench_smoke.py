@@ -107,6 +107,23 @@ def test_merge_keeps_steps_from_earlier_runs():
     assert set(new["sections"]["speed"]["steps"]) == {"adapt", "encode"}
 
 
+def test_steps_record_the_machine_they_ran_on():
+    """Steps kept from earlier runs may come from another machine; the report says which."""
+    a = {"cpu": "CPU A", "cores": 2, "isa": "AVX-512"}
+    b = {"cpu": "CPU B", "cores": 2, "isa": "AVX2"}
+    old = run_all.merge(None, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "adapt": {"status": "ok", "reason": "", "figures": {}}}, "finished_at": "t0"}], a)  # fmt: skip
+    new = run_all.merge(old, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "encode": {"status": "ok", "reason": "", "figures": {}}}, "finished_at": "t1"}], b)  # fmt: skip
+    steps = new["sections"]["speed"]["steps"]
+    assert steps["adapt"]["machine"] == "CPU A (2 cores, AVX-512)"
+    assert steps["encode"]["machine"] == "CPU B (2 cores, AVX2)"
+    text = report.render(new | {"machine": b})
+    assert "Machine of the last run: **CPU B** (AVX2)" in text
+    assert "another machine (CPU A (2 cores, AVX-512))" in text
+    assert "| speed/adapt | ok | full |" in text and "| CPU A (2 cores, AVX-512) |" in text
+
+
 def test_report_renders_quality_tables():
     latest = {"figures": {}, "sections": {
         "coldstart_quality": {"steps": {"ml-100k": {"status": "ok", "info": {"seeds": [0, 1], "table": [

@@ -321,7 +321,7 @@ def test_neighbour_search_stays_float32_on_cpus_without_bfloat16(monkeypatch):
 
     from metarec_core.categories import protonet
 
-    monkeypatch.setattr(protonet, "_cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(protonet, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     protonet._search_dtype.cache_clear()
     try:
         assert protonet._search_dtype() == torch.float32

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from metarec_core.device import cpu_flags
+
 
 def l2n(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
@@ -65,18 +67,6 @@ def refine_prototypes(
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux reports them (empty where /proc/cpuinfo is missing)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 @lru_cache(maxsize=1)
 def _search_dtype() -> torch.dtype:
     """bfloat16 when this CPU multiplies it clearly faster than float32, else float32.
@@ -85,7 +75,7 @@ def _search_dtype() -> torch.dtype:
     per process: elsewhere bfloat16 is emulated, and on an AVX2 machine a 512 x 384 x 4096 product
     took 3.1 s in bfloat16 against 0.03 s in float32.
     """
-    if not _cpu_flags() & set(BF16_CPU_FLAGS):
+    if not cpu_flags() & set(BF16_CPU_FLAGS):
         return torch.float32
     a, b = torch.randn(256, 384), torch.randn(384, 2048)
 
