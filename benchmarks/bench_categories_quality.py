@@ -83,7 +83,7 @@ def step_evaluate(ctx: StepContext) -> None:
 
 STEPS = [
     Step("evaluate", step_evaluate, tuple(HEADLINE.values()),
-         {"tiny": 120, "quick": 900, "full": 2400}),
+         {"tiny": 120, "quick": 900, "full": 5400}),
 ]  # fmt: skip
 
 if __name__ == "__main__":

@@ -302,6 +302,10 @@ def _steps(latest: dict[str, Any]) -> str:
             rss = s.get("peak_rss_mb")
             ok = "—" if rss is None else ("yes" if rss <= RSS_LIMIT_MB else "**no**")
             reason = (s.get("reason") or "").replace("|", "/").replace("\n", " ")[:160]
+            if s.get("last_attempt"):
+                a = s["last_attempt"]
+                reason = (f"rerun {a.get('measured_at')} on {a.get('machine') or 'another machine'}: "
+                          f"{a.get('status')} ({a.get('reason')}); figures kept. {reason}")[:240]  # fmt: skip
             share = s.get("cpu_share")
             rows.append([f"{bench}/{name}", s.get("status"), s.get("mode"), s.get("wall_s"), rss,
                          ok, "—" if share is None else f"{100 * share:.0f}%",

@@ -69,12 +69,19 @@ def merge(
         for name, step in run["steps"].items():
             if step["status"] == "skipped" and step["reason"].startswith("runs in "):
                 continue  # not part of this mode: keep what an earlier run measured
-            sec["steps"][name] = step | {
+            new = step | {
                 "mode": run["mode"],
                 "device": run["device"],
                 "measured_at": run.get("finished_at"),
                 "machine": machine_label(machine) if machine else None,
             }
+            old = sec["steps"].get(name)
+            if new["status"] in ("timeout", "failed") and old and old.get("figures"):
+                # a failed rerun must not wipe what an earlier run measured: keep it, and say so
+                attempt = {k: new.get(k) for k in ("status", "reason", "measured_at", "machine")}
+                sec["steps"][name] = old | {"last_attempt": attempt}
+                continue
+            sec["steps"][name] = new
         if run.get("error"):
             sec["error"] = run["error"]
     figures: dict[str, Any] = {}

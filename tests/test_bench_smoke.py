@@ -107,6 +107,23 @@ def test_merge_keeps_steps_from_earlier_runs():
     assert set(new["sections"]["speed"]["steps"]) == {"adapt", "encode"}
 
 
+def test_a_failed_rerun_keeps_the_figures_an_earlier_run_measured():
+    fig = {"adapt_ms_p50_k5": summarise([10.0])}
+    old = run_all.merge(None, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "adapt": {"status": "ok", "reason": "", "figures": fig}}, "finished_at": "t0"}])  # fmt: skip
+    new = run_all.merge(old, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "adapt": {"status": "timeout", "reason": "timed out after 9 s", "figures": {}}},
+        "finished_at": "t1"}])  # fmt: skip
+    step = new["sections"]["speed"]["steps"]["adapt"]
+    assert step["status"] == "ok" and step["measured_at"] == "t0"
+    assert step["last_attempt"]["status"] == "timeout"
+    assert new["figures"]["adapt_ms_p50_k5"]["median"] == 10.0
+    assert "rerun t1" in report.render(new | {"machine": {}})
+    again = run_all.merge(new, [{"bench": "speed", "mode": "full", "device": "cpu", "steps": {
+        "adapt": {"status": "ok", "reason": "", "figures": {}}}, "finished_at": "t2"}])  # fmt: skip
+    assert "last_attempt" not in again["sections"]["speed"]["steps"]["adapt"]  # a success replaces
+
+
 def test_steps_record_the_machine_they_ran_on():
     """Steps kept from earlier runs may come from another machine; the report says which."""
     a = {"cpu": "CPU A", "cores": 2, "isa": "AVX-512"}
