@@ -107,6 +107,14 @@ def _loo_accuracy(pred: np.ndarray, ys: np.ndarray) -> float | None:
     return float((pred[ok] == ys[ok]).mean()) if ok.any() else None
 
 
+def names_recognise(x: np.ndarray, labels: np.ndarray, x_names: np.ndarray) -> float:
+    """Share of examples ``x`` (S, D) whose most similar category name ``x_names`` (C, D) is
+    their own (``labels`` (S,)): what the names alone, zero-shot, know of the support."""
+    if len(x) == 0 or len(x_names) == 0:
+        return 0.0
+    return float(((x @ x_names.T).argmax(1) == np.asarray(labels)).mean())
+
+
 def _decide_names(
     zs: np.ndarray,
     ys: np.ndarray,
@@ -123,8 +131,7 @@ def _decide_names(
     both = pred_0 >= 0
     if both.any():  # compare on the items both can score
         return (pred_n[both] == ys[both]).mean() >= (pred_0[both] == ys[both]).mean()
-    zero_shot = (zs @ z_names.T).argmax(1)  # 1-shot: do names alone recognise the support?
-    return float((zero_shot == ys).mean()) >= 0.5
+    return names_recognise(zs, ys, z_names) >= 0.5  # 1-shot: do names alone recognise it?
 
 
 def score(

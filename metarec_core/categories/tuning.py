@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from metarec_core.categories.config import CategoryConfig
-from metarec_core.categories.engine import Scores, merge_tuned, score
+from metarec_core.categories.engine import Scores, merge_tuned, names_recognise, score
 from metarec_core.categories.model import CategoryModel
 from metarec_core.embed.encoder import MINILM_ID, MiniLMEncoder, get_encoder
 from metarec_core.types import Progress, no_progress
@@ -53,10 +53,7 @@ def names_describe(xs: np.ndarray, labels: np.ndarray, xn: np.ndarray) -> bool:
     its largest gains.
     """
     n = len(xn)
-    if n < 2 or len(xs) == 0:
-        return False
-    hits = (xs @ xn.T).argmax(1) == np.asarray(labels)
-    return float(hits.mean()) >= 2.0 / n
+    return n >= 2 and len(xs) > 0 and names_recognise(xs, labels, xn) >= 2.0 / n
 
 
 def tuner_for(
