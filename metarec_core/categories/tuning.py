@@ -53,7 +53,7 @@ def names_describe(xs: np.ndarray, labels: np.ndarray, xn: np.ndarray) -> bool:
     its largest gains.
     """
     n = len(xn)
-    return n >= 2 and len(xs) > 0 and names_recognise(xs, labels, xn) >= 2.0 / n
+    return n >= 2 and names_recognise(xs, labels, xn) >= 2.0 / n
 
 
 def tuner_for(

@@ -94,12 +94,17 @@ class _LowerStates:
         return hidden, mask
 
 
+def _by_length(lower: _LowerStates, rows: Sequence[int], size: int) -> list[np.ndarray]:
+    """Positions into ``rows``, sorted by token count and cut into batches of ``size``, so a
+    batch pads little."""
+    order = np.argsort([lower.states[i].shape[0] for i in rows], kind="stable")
+    return [order[a : a + size] for a in range(0, len(rows), size)]
+
+
 def _embed(top: nn.ModuleList, lower: _LowerStates, rows: Sequence[int]) -> np.ndarray:
     out = np.zeros((len(rows), lower.states[0].shape[1]), dtype=np.float32)
-    order = np.argsort([lower.states[i].shape[0] for i in rows], kind="stable")
     with torch.inference_mode():
-        for start in range(0, len(rows), LOWER_BATCH):
-            idx = order[start : start + LOWER_BATCH]
+        for idx in _by_length(lower, rows, LOWER_BATCH):
             hidden, mask = lower.batch([rows[i] for i in idx])
             out[idx] = _pool(_run_layers(top, hidden, mask), mask).float().cpu().numpy()
     return out
@@ -151,9 +156,7 @@ def tune_and_embed(
         np.concatenate([np.asarray(labels, np.int64), np.arange(len(names))]),
         device=encoder.device,
     )
-    n_tuned = len(support) + len(names)
-    by_length = np.argsort([lower.states[i].shape[0] for i in range(n_tuned)], kind="stable")
-    chunks = [by_length[a : a + TUNE_CHUNK] for a in range(0, n_tuned, TUNE_CHUNK)]
+    chunks = _by_length(lower, range(len(support) + len(names)), TUNE_CHUNK)
     batches = [lower.batch(chunk.tolist()) for chunk in chunks]
     order = torch.as_tensor(np.argsort(np.concatenate(chunks)), device=encoder.device)
     on_cuda = str(encoder.device).startswith("cuda")
