@@ -130,7 +130,8 @@ def target_met(key: str, value: float | None) -> bool | None:
 
 # ---- machine -----------------------------------------------------------------------------------
 def cpu_isa() -> str | None:
-    """The widest vector instructions the CPU reports ("AVX-512", "AVX2"), from /proc/cpuinfo.
+    """The widest vector instructions the CPU reports ("AVX-512", "AVX2", with " + BF16" when it
+    multiplies bfloat16 natively), from /proc/cpuinfo.
 
     It matters for reading the figures: the same 2-core encoder ran 835 titles/s on the Xeon of
     the 2026-11-23 runs (its flags were not recorded) and about 290 on an AVX2-only EPYC.
@@ -138,7 +139,10 @@ def cpu_isa() -> str | None:
     from metarec_core.device import cpu_flags
 
     flags = cpu_flags()
-    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    if isa and flags & {"avx512_bf16", "amx_bf16"}:  # label propagation searches in bfloat16
+        isa += " + BF16"
+    return isa
 
 
 def machine_label(m: dict[str, Any]) -> str:
