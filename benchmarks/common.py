@@ -136,11 +136,11 @@ def cpu_isa() -> str | None:
     It matters for reading the figures: the same 2-core encoder ran 835 titles/s on the Xeon of
     the 2026-11-23 runs (its flags were not recorded) and about 290 on an AVX2-only EPYC.
     """
-    from metarec_core.device import cpu_flags
+    from metarec_core.device import cpu_flags, cpu_has_bf16
 
     flags = cpu_flags()
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
-    if isa and flags & {"avx512_bf16", "amx_bf16"}:  # label propagation searches in bfloat16
+    if isa and cpu_has_bf16():  # label propagation searches in bfloat16
         isa += " + BF16"
     return isa
 

@@ -53,3 +53,12 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
+    emulates it, far slower than float32."""
+    return bool(cpu_flags() & BF16_CPU_FLAGS)

@@ -319,9 +319,10 @@ def test_neighbour_search_stays_float32_on_cpus_without_bfloat16(monkeypatch):
     it is only considered where the CPU has bfloat16 instructions."""
     import torch
 
+    from metarec_core import device
     from metarec_core.categories import protonet
 
-    monkeypatch.setattr(protonet, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     protonet._search_dtype.cache_clear()
     try:
         assert protonet._search_dtype() == torch.float32
