@@ -9,7 +9,7 @@ GPU. Figures (keys of latest.json):
   recommend      recommend_2000_s: ``metarec_core recommend`` CLI for 2,000 users, model load incl.
   encode         encode_titles_per_s (new titles through MiniLM), cache_hits_per_s
   classify       classify_10k_s: 10,000 cached items against 50 prototypes;
-                 classify_1shot_2k_s: 50 categories x 1 shot, 2,000 queries, support-tuned
+                 classify_1shot_2k_s: 5 categories x 1 shot, 2,000 queries, support-tuned
   umap_cold      umap_5k_cold_s: 5k points in a fresh process (numba compiles per process)
   umap_warm      umap_5k_warm_s, umap_20k_cold_s, umap_20k_warm_s
 
@@ -265,8 +265,10 @@ def step_classify(ctx: StepContext) -> None:
         )
         ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_s", seconds, "s")
     ctx.info.update(n_query=n_query, n_categories=len(cats), model_used=res.model_used)
-    # 1 shot per category: support tuning runs (MiniLM), every query is embedded again
-    one = support.groupby("category").head(1)[["item_id", "title", "category"]]
+    # 5 categories, 1 shot each: support tuning runs (MiniLM; it is for tasks of at most
+    # tune_max_categories categories), every query is embedded again
+    one = support[support.category.isin(cats[:5])].groupby("category").head(1)
+    one = one[["item_id", "title", "category"]]
     few = query.iloc[: ctx.pick(200, 2000, 2000)]
     for _ in range(ctx.pick(1, 2, 3)):
         seconds, res = timed(lambda: classify(one, few, encoder=enc, cache_dir=cache_dir))

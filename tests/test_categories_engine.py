@@ -283,6 +283,8 @@ def test_support_tuning_is_only_for_few_examples_and_minilm():
     assert not wants_tuning(cfg, one_shot, n_queries=0)
     assert not wants_tuning(cfg, one_shot, n_queries=cfg.tune_max_queries + 1)
     assert not wants_tuning(CategoryConfig(tune_steps=0), one_shot, n_queries=100)
+    many = np.arange(cfg.tune_max_categories + 1)  # one example each, one category too many
+    assert wants_tuning(cfg, many[:-1], n_queries=100) and not wants_tuning(cfg, many, 100)
     assert not wants_tuning(CategoryModel.plain().config, one_shot, n_queries=100)
     assert tunable_encoder(CategoryConfig(encoder="fake")) is None
     assert tunable_encoder(cfg, FakeEncoder()) is None
@@ -328,3 +330,20 @@ def test_neighbour_search_stays_float32_on_cpus_without_bfloat16(monkeypatch):
         assert protonet._search_dtype() == torch.float32
     finally:
         protonet._search_dtype.cache_clear()
+
+
+def test_one_shot_name_prior_needs_twice_chance_and_a_fifth_of_the_support():
+    """At 1 shot (nothing to leave out) the names are used when they alone recognise at least
+    2 / C of the examples and at least a fifth: 2 of 5 in a 5-way task, 5 of 25 in a 25-way one."""
+    rng = np.random.default_rng(0)
+    model = CategoryModel(CategoryConfig(encoder="fake", refine_steps=0), None, 10.0, "x")
+
+    def used(n: int, recognised: int) -> bool:
+        names = l2n(rng.normal(size=(n, 32))).astype(np.float32)
+        own = np.roll(np.arange(n), 1)  # every example closest to another category's name
+        own[:recognised] = np.arange(recognised)
+        xs = l2n(names[own] + 0.05 * rng.normal(size=(n, 32))).astype(np.float32)
+        return score(model, xs, np.arange(n), xs[:1], n, names).used_names
+
+    assert used(5, 2) and not used(5, 1)  # 2 / 5 is twice chance
+    assert used(25, 5) and not used(25, 4)  # twice chance would be 2 of 25: the fifth decides

@@ -26,6 +26,12 @@ from metarec_core.categories.protonet import (
 # (5-way tasks), in the raw encoder space and after centring on the task.
 FALLBACK_THRESHOLD = {"raw": 0.15, "centred": -0.05}
 MIN_LOO_FOR_THRESHOLD = 3
+# At 1 shot the name prior is used when the names alone recognise twice chance's share of the
+# support and at least this share. On held-out Instacart departments (untuned, 3 folds) this
+# rule, against "half of the support", raised 5-way 1-shot accuracy by 0.008-0.051 and all-way
+# 1-shot by 0.086-0.125; with meaningless names ("category 17") it changed nothing, where twice
+# chance alone let them through in all-way tasks now and then (-0.002 to -0.003).
+NAMES_PRIOR_FLOOR = 0.2
 
 
 @dataclass
@@ -115,6 +121,15 @@ def names_recognise(x: np.ndarray, labels: np.ndarray, x_names: np.ndarray) -> f
     return float(((x @ x_names.T).argmax(1) == np.asarray(labels)).mean())
 
 
+def names_beat_chance(
+    x: np.ndarray, labels: np.ndarray, x_names: np.ndarray, floor: float = 0.0
+) -> bool:
+    """Whether category names (C, D), matched by similarity alone, recognise at least twice the
+    share of examples (S, D) that chance would (2 / C), and at least ``floor`` of them."""
+    n = len(x_names)
+    return n >= 2 and names_recognise(x, labels, x_names) >= max(2.0 / n, floor)
+
+
 def _decide_names(
     zs: np.ndarray,
     ys: np.ndarray,
@@ -131,7 +146,8 @@ def _decide_names(
     both = pred_0 >= 0
     if both.any():  # compare on the items both can score
         return (pred_n[both] == ys[both]).mean() >= (pred_0[both] == ys[both]).mean()
-    return names_recognise(zs, ys, z_names) >= 0.5  # 1-shot: do names alone recognise it?
+    # 1 shot, nothing to leave out: do the names alone recognise the support?
+    return names_beat_chance(zs, ys, z_names, NAMES_PRIOR_FLOOR)
 
 
 def score(
