@@ -19,9 +19,9 @@ LIMITS: dict[str, str] = {
     "classify_10k_s": (
         "label propagation's exact neighbour search over all 10,000 items (an N x N product): "
         "1.36 of the 1.62 s on a 2-core AVX2 EPYC, where bfloat16 is emulated and the search "
-        "runs in float32; the Xeon of 2026-11-23 did the whole call in 0.37 s. A cheaper search "
-        "(fewer dimensions, approximate neighbours) changes the results, so it waits for a "
-        "rerun of the category protocol."
+        "runs in float32; the Xeon of 2026-11-23 did the whole call in 0.37 s. A search on 96 "
+        "principal components, measured on 2026-12-02, was about 2x faster on the product alone "
+        "and found 98% of the exact neighbours, so it was not adopted (benchmarks/README.md)."
     ),
     "explorer_10m_p50_ms": (
         "the figure is the *slowest* page query. Whole-log aggregations are answered from the "
