@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from metarec_core.categories import CategoryConfig, CategoryModel, classify
-from metarec_core.categories.engine import leave_one_out_scores, score
+from metarec_core.categories.engine import leave_one_out_scores, propagation_alpha, score
 from metarec_core.categories.episodes import EpisodeSampler
 from metarec_core.categories.protonet import (
     l2n,
@@ -205,6 +205,17 @@ def test_label_propagation_follows_the_neighbourhood():
     f = label_propagation(zs, np.array([0, 1]), zq, prior, 0.9, 5, 0.3)
     np.testing.assert_allclose(f.sum(1), 1.0, atol=1e-6)
     assert (f.argmax(1) == np.repeat([0, 1], 15)).all()
+
+
+def test_propagation_spreads_further_with_more_queries_per_category():
+    cfg = CategoryConfig()
+    alphas = [propagation_alpha(cfg, q, 5) for q in (10, 25, 75, 500, 2000, 10**6)]
+    assert alphas == sorted(alphas) and alphas[0] < alphas[-1]
+    assert alphas[0] == pytest.approx(0.6) and alphas[-1] == pytest.approx(0.99)  # bounds
+    # the same queries over more categories spread less far
+    assert propagation_alpha(cfg, 500, 50) < propagation_alpha(cfg, 500, 5)
+    fixed = CategoryConfig(propagate_alpha=0.8, propagate_alpha_by_queries=False)
+    assert propagation_alpha(fixed, 10, 5) == propagation_alpha(fixed, 10**6, 5) == 0.8
 
 
 def test_untrained_is_the_default_and_deterministic(tmp_path):
