@@ -243,7 +243,10 @@ def step_encode(ctx: StepContext) -> None:
 
 def step_classify(ctx: StepContext) -> None:
     """classify(): 50 categories x 5 shots, 10,000 query items whose embeddings are cached."""
-    classify = require("metarec_core.categories", "classify")
+    classify, model_cls, config_cls = require(
+        "metarec_core.categories", "classify", "CategoryModel", "CategoryConfig"
+    )
+    steps = require("metarec_core.categories.config", "SUPPORT_TUNING_STEPS")
     path = SHARED_DATASETS_DIR / "instacart" / "items.csv.gz"
     if not path.exists():
         raise Skip("instacart items not found")
@@ -265,13 +268,16 @@ def step_classify(ctx: StepContext) -> None:
         )
         ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_s", seconds, "s")
     ctx.info.update(n_query=n_query, n_categories=len(cats), model_used=res.model_used)
-    # 5 categories, 1 shot each: support tuning runs (MiniLM; it is for tasks of at most
-    # tune_max_categories categories), every query is embedded again
+    # 5 categories, 1 shot each, support tuning turned on (it is off by default; MiniLM, tasks
+    # of at most tune_max_categories categories): every query is embedded again
     one = support[support.category.isin(cats[:5])].groupby("category").head(1)
     one = one[["item_id", "title", "category"]]
     few = query.iloc[: ctx.pick(200, 2000, 2000)]
+    tuning_on = model_cls.untrained(config_cls(tune_steps=steps))
     for _ in range(ctx.pick(1, 2, 3)):
-        seconds, res = timed(lambda: classify(one, few, encoder=enc, cache_dir=cache_dir))
+        seconds, res = timed(
+            lambda: classify(one, few, tuning_on, encoder=enc, cache_dir=cache_dir)
+        )  # fmt: skip
         ctx.add("classify_1shot_2k_s", seconds, "s")
     ctx.info.update(one_shot_tuned=res.tuned)
 

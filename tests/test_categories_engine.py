@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from metarec_core.categories import CategoryConfig, CategoryModel, classify
+from metarec_core.categories.config import SUPPORT_TUNING_STEPS
 from metarec_core.categories.engine import leave_one_out_scores, propagation_alpha, score
 from metarec_core.categories.episodes import EpisodeSampler
 from metarec_core.categories.protonet import (
@@ -286,14 +287,14 @@ def test_name_weight_grows_as_examples_shrink():
 def test_support_tuning_is_only_for_few_examples_and_minilm():
     from metarec_core.categories.tuning import tunable_encoder, wants_tuning
 
-    cfg = CategoryConfig()
+    cfg = CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS)
     one_shot, five_shot = np.arange(4), np.repeat(np.arange(4), 5)
     assert wants_tuning(cfg, one_shot, n_queries=100)
     assert wants_tuning(cfg, np.array([0, 0, 1, 2]), n_queries=100)  # 1.33 examples on average
     assert not wants_tuning(cfg, five_shot, n_queries=100)
     assert not wants_tuning(cfg, one_shot, n_queries=0)
     assert not wants_tuning(cfg, one_shot, n_queries=cfg.tune_max_queries + 1)
-    assert not wants_tuning(CategoryConfig(tune_steps=0), one_shot, n_queries=100)
+    assert not wants_tuning(CategoryConfig(), one_shot, n_queries=100)  # off by default
     many = np.arange(cfg.tune_max_categories + 1)  # one example each, one category too many
     assert wants_tuning(cfg, many[:-1], n_queries=100) and not wants_tuning(cfg, many, 100)
     assert not wants_tuning(CategoryModel.plain().config, one_shot, n_queries=100)
@@ -303,7 +304,8 @@ def test_support_tuning_is_only_for_few_examples_and_minilm():
 
 
 def test_one_shot_classify_with_a_non_minilm_encoder_is_not_tuned(tmp_path):
-    res = classify(_support(1), _query(), encoder=TopicEncoder(), cache_dir=tmp_path)
+    tuning_on = CategoryModel.untrained(CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS))
+    res = classify(_support(1), _query(), tuning_on, encoder=TopicEncoder(), cache_dir=tmp_path)
     assert not res.tuned
     assert res.predictions["category"].tolist()[:2] == ["fruit", "fruit"]
 

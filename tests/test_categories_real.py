@@ -81,17 +81,17 @@ def test_support_tuning_with_zero_steps_reproduces_the_encoder():
 
 @pytest.mark.slow
 def test_one_shot_classify_is_support_tuned_deterministic_and_leaves_the_encoder_alone(tmp_path):
-    import dataclasses
-
-    from metarec_core.categories import CategoryModel, classify
+    from metarec_core.categories import CategoryConfig, CategoryModel, classify
+    from metarec_core.categories.config import SUPPORT_TUNING_STEPS
     from metarec_core.embed.encoder import get_encoder
 
     support = pd.DataFrame(ONE_SHOT, columns=["item_id", "title", "category"])
     query = pd.DataFrame(QUERY, columns=["item_id", "title"])
     enc = get_encoder("minilm")
     before = enc.encode(["Organic Bananas"])
-    first = classify(support, query, cache_dir=tmp_path)
-    second = classify(support, query, cache_dir=tmp_path)
+    on = CategoryModel.untrained(CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS))
+    first = classify(support, query, on, cache_dir=tmp_path)
+    second = classify(support, query, on, cache_dir=tmp_path)
     assert first.tuned and second.tuned
     pd.testing.assert_frame_equal(first.predictions, second.predictions)
     pred = dict(zip(first.predictions["item_id"], first.predictions["category"], strict=True))
@@ -100,13 +100,11 @@ def test_one_shot_classify_is_support_tuned_deterministic_and_leaves_the_encoder
     np.testing.assert_array_equal(enc.encode(["Organic Bananas"]), before)
     # leave-one-out and the open-set threshold are judged in the untuned space: the tuning fits
     # the support's leave-one-out, so measuring it afterwards would flatter it
-    base = CategoryModel.untrained()
-    off = CategoryModel(dataclasses.replace(base.config, tune_steps=0), None, base.temperature, "")
-    closed = classify(support, query, off, cache_dir=tmp_path)
+    closed = classify(support, query, cache_dir=tmp_path)  # the default: support tuning off
     assert not closed.tuned
     assert first.leave_one_out == closed.leave_one_out
-    tuned_open = classify(support, query, open_set=True, cache_dir=tmp_path)
-    plain_open = classify(support, query, off, open_set=True, cache_dir=tmp_path)
+    tuned_open = classify(support, query, on, open_set=True, cache_dir=tmp_path)
+    plain_open = classify(support, query, open_set=True, cache_dir=tmp_path)
     assert tuned_open.tuned
     assert tuned_open.threshold == pytest.approx(plain_open.threshold, abs=1e-5)
 
@@ -128,18 +126,16 @@ def test_support_tuning_runs_on_cuda():
 def test_one_shot_support_is_not_tuned_when_the_names_do_not_describe_it(tmp_path):
     """Each example is tuned towards its category's name: names that say nothing, or mislead,
     would pull it the wrong way, so such a task is scored untuned."""
-    import dataclasses
-
-    from metarec_core.categories import CategoryModel, classify
+    from metarec_core.categories import CategoryConfig, CategoryModel, classify
+    from metarec_core.categories.config import SUPPORT_TUNING_STEPS
 
     wrong = {"fresh fruits": "soap", "milk": "chips pretzels", "chips pretzels": "milk"}
     wrong["soap"] = "fresh fruits"
     rows = [(i, t, wrong[c]) for i, t, c in ONE_SHOT]
     support = pd.DataFrame(rows, columns=["item_id", "title", "category"])
     query = pd.DataFrame(QUERY, columns=["item_id", "title"])
-    res = classify(support, query, cache_dir=tmp_path)
+    on = CategoryModel.untrained(CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS))
+    res = classify(support, query, on, cache_dir=tmp_path)
     assert not res.used_names and not res.tuned and res.names_undescriptive
-    base = CategoryModel.untrained()
-    off = CategoryModel(dataclasses.replace(base.config, tune_steps=0), None, base.temperature, "")
-    untuned = classify(support, query, off, cache_dir=tmp_path)
+    untuned = classify(support, query, cache_dir=tmp_path)  # the default: support tuning off
     pd.testing.assert_frame_equal(res.predictions, untuned.predictions, atol=1e-5)

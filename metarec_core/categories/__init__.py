@@ -17,9 +17,10 @@ Public API (all results are CPU-side numpy / pandas):
   Classification``: support = item_id, title (or name), category; query = item_id, title;
   ``model=None`` means ``CategoryModel.untrained()``.
   ``.predictions`` has item_id, category (None = "none of these"), confidence; also
-  ``.prototypes``, ``.threshold``, ``.leave_one_out``, ``.model_used``, ``.tuned``. With one or
-  two examples per category on average (and MiniLM), the task is embedded after support tuning
-  (``categories.tuning``: a few steps on a copy of the encoder's top layers, SetFit-style).
+  ``.prototypes``, ``.threshold``, ``.leave_one_out``, ``.model_used``, ``.tuned``. With support
+  tuning turned on (``tune_steps``; off by default) and one or two examples per category on
+  average (and MiniLM), the task is embedded after support tuning (``categories.tuning``: a few
+  steps on a copy of the encoder's top layers, SetFit-style).
 - Validation aids on a Classification: ``leave_one_out``, ``confusion``,
   ``closest_to_prototypes``, ``label_next``.
 - ``evaluate_categories(items, category_column, held_out, group_column=None, ...) ->

@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass, fields
 
 from metarec_core.errors import ValidationError
 
+# Support tuning's measured setting: ``CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS)`` turns it
+# on (it is off by default, see ``tune_steps``).
+SUPPORT_TUNING_STEPS = 30
+
 
 @dataclass(frozen=True)
 class CategoryConfig:
@@ -48,15 +52,19 @@ class CategoryConfig:
         open_set_rule: "separate" (the cut between leave-one-out in-category similarities and
             similarities to the other categories, floored by the quantile) or "quantile".
         tune_steps: support tuning (SetFit-style): gradient steps on a copy of MiniLM's top
-            layers with the task's own examples and category names (0 = off). It applies only
+            layers with the task's own examples and category names (0 = off, the default;
+            ``SUPPORT_TUNING_STEPS`` is the setting measured). It applies only
             when categories have ``tune_max_shots`` examples or fewer on average and there are at
             most ``tune_max_queries`` queries and ``tune_max_categories`` categories, only with
             the MiniLM encoder, and only when the category names describe the support
             (``categories.tuning.tuner_for``). On held-out Instacart departments (3 folds) it
             raised 5-way 1-shot accuracy from 0.732 to 0.738; at 2-3 shots it had added under
             0.01 and at 5 nothing (harder tuning hurt), so it stays off where it only costs time.
-            Since the propagation alpha follows the queries per category it adds +0.001 there
-            (0.736 -> 0.737; -0.004 to +0.008 per fold): within the noise.
+            Since the propagation alpha follows the queries per category it no longer helps:
+            5-way 1-shot +0.001 (0.736 -> 0.737; -0.004 to +0.008 per fold), and on the same
+            folds -0.001 with 5 queries per category, -0.003 with every other product of the
+            categories as queries and -0.001 at 10-way, each within its noise. It re-embeds
+            every query (seconds per task), so it is off by default since 2026-12-02.
         tune_lr: learning rate of support tuning.
         tune_layers: top transformer layers tuned (the rest stay frozen).
         tune_max_shots: average examples per category at or below which support tuning runs.
@@ -92,7 +100,7 @@ class CategoryConfig:
     sharpen: float = 1.5
     open_set_quantile: float = 0.1
     open_set_rule: str = "separate"
-    tune_steps: int = 30
+    tune_steps: int = 0
     tune_lr: float = 5e-5
     tune_layers: int = 2
     tune_max_shots: float = 2.0

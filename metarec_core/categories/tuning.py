@@ -1,10 +1,12 @@
 """When and how a few-shot task gets support tuning (see ``embed.support_tuning``).
 
-One decision, used by ``classify`` and by the evaluation protocol alike, so what is measured is
-what users get: tune only with the real MiniLM encoder, when categories are few and have few
-examples on average (it helped 5-way tasks at 1 shot, did nothing at 5 shots and hurt all-way
-tasks of 15-30 categories), the queries are few enough to embed again, and the category names
-describe the support (``tuner_for``).
+Off by default (``CategoryConfig.tune_steps`` = 0): since label propagation's reach follows the
+queries per category it no longer measurably helps. When turned on, one decision, used by
+``classify`` and by the evaluation protocol alike, so what is measured is what users get: tune
+only with the real MiniLM encoder, when categories are few and have few examples on average (it
+helped 5-way tasks at 1 shot, did nothing at 5 shots and hurt all-way tasks of 15-30
+categories), the queries are few enough to embed again, and the category names describe the
+support (``tuner_for``).
 """
 
 from __future__ import annotations
