@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.protonet import (
     l2n,
@@ -136,7 +137,7 @@ def names_beat_chance(
     return n >= 2 and names_recognise(x, labels, x_names) >= max(2.0 / n, floor)
 
 
-def propagation_alpha(config, n_queries: int, n_classes: int) -> float:
+def propagation_alpha(config: CategoryConfig, n_queries: int, n_classes: int) -> float:
     """Label propagation's alpha for a task of ``n_queries`` over ``n_classes`` categories.
 
     With ``config.propagate_alpha_by_queries`` the labels spread further the more unlabelled
