@@ -11,6 +11,7 @@ from metarec_core.categories.config import SUPPORT_TUNING_STEPS
 from metarec_core.categories.engine import leave_one_out_scores, propagation_alpha, score
 from metarec_core.categories.episodes import EpisodeSampler
 from metarec_core.categories.protonet import (
+    hub_corrected,
     l2n,
     label_propagation,
     prototypes,
@@ -217,6 +218,35 @@ def test_propagation_spreads_further_with_more_queries_per_category():
     assert propagation_alpha(cfg, 500, 50) < propagation_alpha(cfg, 500, 5)
     fixed = CategoryConfig(propagate_alpha=0.8, propagate_alpha_by_queries=False)
     assert propagation_alpha(fixed, 10, 5) == propagation_alpha(fixed, 10**6, 5) == 0.8
+
+
+def test_hub_correction_stops_a_broad_prototype_taking_its_neighbours_queries():
+    # Prototype 0 is a hub: its own 30 queries sit very close to it (0.9), and it is also
+    # slightly closer (0.62) to prototype 1's 30 queries than prototype 1 is (0.60).
+    sims = np.zeros((60, 2), dtype=np.float32)
+    sims[:30] = [0.9, 0.3]
+    sims[30:] = [0.62, 0.60]
+    truth = np.repeat([0, 1], 30)
+    assert (sims.argmax(1) == 0).all()  # uncorrected, the hub takes everything
+    fixed = hub_corrected(sims, 0.25, 30)
+    assert (fixed.argmax(1) == truth).all()
+    # the shift is per prototype: each query's ranking of the others is unchanged
+    np.testing.assert_allclose(sims - fixed, np.tile([0.225, 0.15], (60, 1)), atol=1e-6)
+    np.testing.assert_array_equal(hub_corrected(sims, 0.0, 30), sims)
+
+
+def test_score_applies_hub_correction_only_with_enough_queries():
+    rng = np.random.default_rng(0)
+    xs, ys = l2n(rng.normal(size=(6, 16))).astype(np.float32), np.repeat([0, 1, 2], 2)
+    on, off = (
+        CategoryModel.untrained(CategoryConfig(hub_correction=w, propagate_alpha=0.0))
+        for w in (0.25, 0.0)
+    )
+    for n_query, differs in ((29, False), (30, True)):
+        xq = l2n(rng.normal(size=(n_query, 16))).astype(np.float32)
+        a, b = (score(m, xs, ys, xq, 3).probs for m in (on, off))
+        assert (not np.allclose(a, b)) == differs
+    assert CategoryModel.plain().config.hub_correction == 0.0
 
 
 def test_untrained_is_the_default_and_deterministic(tmp_path):

@@ -9,8 +9,8 @@ Public API (all results are CPU-side numpy / pandas):
   is kept only if it beats the encoder space on held-back groups of categories.
 - ``CategoryModel``: ``.save(dir)`` / ``CategoryModel.load(dir)`` (config.json,
   projection.safetensors, training_report.json); ``CategoryModel.plain()`` = the plain-prototype
-  baseline; ``CategoryModel.untrained()`` = encoder space with centring, name prior and label
-  propagation (what ``classify`` uses when no trained model exists).
+  baseline; ``CategoryModel.untrained()`` = encoder space with centring, name prior, hub
+  correction and label propagation (what ``classify`` uses when no trained model exists).
 - ``default_model_dir()`` / ``load_default_model()``: where ``train-categories --default``
   writes, and the model ``classify`` uses when none is given (None if absent).
 - ``classify(support, query, model=None, open_set=False, encoder=None, progress=...) ->

@@ -1,4 +1,5 @@
-"""Few-shot scoring on embeddings: prototypes, name prior, open-set threshold, propagation.
+"""Few-shot scoring on embeddings: prototypes, name prior, open-set threshold, hub correction,
+propagation.
 
 This is the numeric core shared by ``classify`` (DataFrames in, DataFrames out) and the
 evaluation protocol (thousands of episodes on cached embeddings). Inputs are raw encoder
@@ -14,6 +15,7 @@ import numpy as np
 from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.protonet import (
+    hub_corrected,
     l2n,
     label_propagation,
     prototypes,
@@ -204,7 +206,10 @@ def score(
                 zs, ys, pool_q, protos, model.temperature, cfg.refine_steps, prior
             )
     sims = zq @ protos.T  # (Q, C)
-    probs = softmax(model.temperature * sims) if len(zq) else np.zeros((0, n_classes))
+    logits = sims
+    if cfg.hub_correction > 0 and len(zq) >= cfg.hub_neighbors:
+        logits = hub_corrected(sims, cfg.hub_correction, cfg.hub_neighbors)
+    probs = softmax(model.temperature * logits) if len(zq) else np.zeros((0, n_classes))
     if cfg.propagate_alpha > 0 and len(zq) >= max(cfg.propagate_min_queries, 2 * n_classes):
         alpha = propagation_alpha(cfg, len(zq), n_classes)
         probs = label_propagation(

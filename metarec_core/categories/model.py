@@ -49,7 +49,12 @@ class CategoryModel:
         The baseline the issue compares against; ``classify`` without a model uses ``untrained``.
         """
         cfg = config or CategoryConfig(
-            name_weight=0.0, refine_steps=0, center=False, propagate_alpha=0.0, tune_steps=0
+            name_weight=0.0,
+            refine_steps=0,
+            center=False,
+            propagate_alpha=0.0,
+            tune_steps=0,
+            hub_correction=0.0,
         )
         return cls(cfg, None, PLAIN_TEMPERATURE, encoder_id, {"kind": "plain"})
 

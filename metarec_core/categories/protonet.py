@@ -36,6 +36,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def hub_corrected(sims: np.ndarray, weight: float, neighbors: int) -> np.ndarray:
+    """Query-prototype similarities ``sims`` (Q, C) less ``weight`` times each prototype's mean
+    similarity to its ``neighbors`` closest queries.
+
+    A prototype that sits close to many queries at once (a "hub", typically a broad category
+    near the centre of the task) otherwise wins queries that belong to its neighbours; this is
+    the prototype side of cross-domain similarity local scaling (CSLS). The query side is a
+    constant per row and would not change any ranking.
+    """
+    q = sims.shape[0]
+    if weight <= 0 or q == 0:
+        return sims
+    k = min(neighbors, q)
+    top = np.partition(sims, q - k, axis=0)[q - k :]  # (k, C) each prototype's closest queries
+    return sims - weight * top.mean(0, keepdims=True)
+
+
 def refine_prototypes(
     support: np.ndarray,
     labels: np.ndarray,
