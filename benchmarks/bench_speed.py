@@ -10,6 +10,8 @@ GPU. Figures (keys of latest.json):
   encode         encode_titles_per_s (new titles through MiniLM), cache_hits_per_s
   classify       classify_10k_s: 10,000 cached items against 50 prototypes;
                  classify_1shot_2k_s: 5 categories x 1 shot, 2,000 queries, support-tuned
+  train_categories  train_categories_instacart_s: ``metarec_core train-categories`` CLI on the
+                 shared Instacart catalogue, cold embedding cache included
   umap_cold      umap_5k_cold_s: 5k points in a fresh process (numba compiles per process)
   umap_warm      umap_5k_warm_s, umap_20k_cold_s, umap_20k_warm_s
 
@@ -282,6 +284,34 @@ def step_classify(ctx: StepContext) -> None:
     ctx.info.update(one_shot_tuned=res.tuned)
 
 
+def step_train_categories(ctx: StepContext) -> None:
+    """``metarec_core train-categories`` on the shared Instacart catalogue (98 aisles, 36k
+    products) with a fresh data dir: every name goes through the encoder (cold cache)."""
+    require("metarec_core.cli.category_cmds", "register")
+    path = SHARED_DATASETS_DIR / "instacart" / "items.csv.gz"
+    if not path.exists():
+        raise Skip("instacart items not found")
+    out, home = ctx.work / "models" / "categories-instacart", ctx.work / "train-categories-home"
+    for p in (out, home):
+        shutil.rmtree(p, ignore_errors=True)
+    cmd = _cli("train-categories", "--items", str(path), "--category-column", "aisle",
+               "--text-column", "name", "--out", str(out), "--device", ctx.device)  # fmt: skip
+    child = run_child(cmd, timeout_s=1800, env=child_env({"METAREC_DATA_DIR": str(home)}))
+    if child.returncode != 0:
+        raise RuntimeError(
+            f"train-categories failed (exit {child.returncode}): {child.output_tail[-800:]}"
+        )
+    ctx.add("train_categories_instacart_s", child.wall_s, "s")
+    report_file = out / "training_report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+    ctx.info.update(
+        peak_rss_mb=round(child.peak_rss_mb, 1),
+        seconds=report.get("seconds"),
+        projection_kept=report.get("validation", {}).get("projection_kept"),
+        stderr_tail=child.output_tail.strip().splitlines()[-1:],
+    )
+
+
 # ---- UMAP ---------------------------------------------------------------------------------------
 def _points(n: int, seed: int) -> np.ndarray:
     """n unit vectors in 384-d around 50 cluster centres (item-embedding-like geometry)."""
@@ -325,6 +355,8 @@ STEPS = [
          {"tiny": 120, "quick": 300, "full": 600}),
     Step("encode", step_encode, ("encode_titles_per_s", "encode_titles_per_cpu_s", "cache_hits_per_s")),
     Step("classify", step_classify, ("classify_10k_s", "classify_1k_s", "classify_1shot_2k_s")),
+    Step("train_categories", step_train_categories, ("train_categories_instacart_s",),
+         {"tiny": 60, "quick": 1900, "full": 1900}, modes=("quick", "full")),
     Step("umap_cold", step_umap_cold, ("umap_5k_cold_s",), {"tiny": 60, "quick": 240, "full": 240},
          processes={"tiny": 1, "quick": 1, "full": 3}, modes=("quick", "full")),
     Step("umap_warm", step_umap_warm, ("umap_5k_warm_s", "umap_20k_cold_s", "umap_20k_warm_s"),
