@@ -15,6 +15,7 @@ from metarec_core.categories.protonet import (
     l2n,
     label_propagation,
     prototypes,
+    reestimated_prototypes,
     refine_prototypes,
 )
 from metarec_core.embed.encoder import FakeEncoder
@@ -247,6 +248,30 @@ def test_score_applies_hub_correction_only_with_enough_queries():
         a, b = (score(m, xs, ys, xq, 3).probs for m in (on, off))
         assert (not np.allclose(a, b)) == differs
     assert CategoryModel.plain().config.hub_correction == 0.0
+
+
+def test_reestimated_prototypes_move_towards_the_queries_their_category_holds():
+    rng = np.random.default_rng(0)
+    protos = l2n(rng.normal(size=(3, 16))).astype(np.float32)
+    target = l2n(rng.normal(size=(1, 16)))
+    zq = l2n(np.repeat(target, 10, axis=0) + 0.05 * rng.normal(size=(10, 16))).astype(np.float32)
+    probs = np.tile([0.9, 0.1, 0.0], (10, 1))  # category 0 holds them, category 2 nothing
+    moved = reestimated_prototypes(protos, zq, probs, 0.5)
+    np.testing.assert_allclose(np.linalg.norm(moved, axis=1), 1.0, atol=1e-5)
+    assert (moved[0] @ target.T).item() > (protos[0] @ target.T).item() + 0.1
+    np.testing.assert_allclose(moved[2], protos[2], atol=1e-6)  # no queries: unchanged
+    np.testing.assert_allclose(reestimated_prototypes(protos, zq, probs, 0.0), protos, atol=1e-6)
+
+
+def test_second_propagation_round_only_with_few_queries_per_category():
+    rng = np.random.default_rng(1)
+    xs, ys = l2n(rng.normal(size=(6, 16))).astype(np.float32), np.repeat([0, 1, 2], 2)
+    on = CategoryModel.untrained(CategoryConfig(reestimate_max_per_category=10))
+    off = CategoryModel.untrained(CategoryConfig(reestimate_weight=0.0))
+    for n_query, differs in ((30, True), (31, False)):  # 10 per category, then just over
+        xq = l2n(rng.normal(size=(n_query, 16))).astype(np.float32)
+        a, b = (score(m, xs, ys, xq, 3).probs for m in (on, off))
+        assert (not np.allclose(a, b)) == differs
 
 
 def test_untrained_is_the_default_and_deterministic(tmp_path):

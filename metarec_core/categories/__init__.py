@@ -10,7 +10,8 @@ Public API (all results are CPU-side numpy / pandas):
 - ``CategoryModel``: ``.save(dir)`` / ``CategoryModel.load(dir)`` (config.json,
   projection.safetensors, training_report.json); ``CategoryModel.plain()`` = the plain-prototype
   baseline; ``CategoryModel.untrained()`` = encoder space with centring, name prior, hub
-  correction and label propagation (what ``classify`` uses when no trained model exists).
+  correction and label propagation (a second round from re-estimated prototypes when each
+  category has few queries); what ``classify`` uses when no trained model exists.
 - ``default_model_dir()`` / ``load_default_model()``: where ``train-categories --default``
   writes, and the model ``classify`` uses when none is given (None if absent).
 - ``classify(support, query, model=None, open_set=False, encoder=None, progress=...) ->

@@ -16,9 +16,11 @@ from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.protonet import (
     hub_corrected,
+    knn_graph,
     l2n,
     label_propagation,
     prototypes,
+    reestimated_prototypes,
     refine_prototypes,
     softmax,
 )
@@ -206,18 +208,7 @@ def score(
                 zs, ys, pool_q, protos, model.temperature, cfg.refine_steps, prior
             )
     sims = zq @ protos.T  # (Q, C)
-    logits = sims
-    if cfg.hub_correction > 0 and len(zq) >= cfg.hub_neighbors:
-        logits = hub_corrected(sims, cfg.hub_correction, cfg.hub_neighbors)
-    probs = softmax(model.temperature * logits) if len(zq) else np.zeros((0, n_classes))
-    if cfg.propagate_alpha > 0 and len(zq) >= max(cfg.propagate_min_queries, 2 * n_classes):
-        alpha = propagation_alpha(cfg, len(zq), n_classes)
-        probs = label_propagation(
-            zs, ys, zq, probs, alpha, cfg.propagate_neighbors, cfg.propagate_prior
-        )
-        if cfg.sharpen != 1.0:  # propagated scores come out flat: sharpen to calibrate
-            probs = probs**cfg.sharpen
-            probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)
+    probs = _query_probs(model, zs, ys, zq, protos) if len(zq) else np.zeros((0, n_classes))
     pred = probs.argmax(1) if len(zq) else np.zeros(0, np.int64)
     confidence = probs.max(1) if len(zq) else np.zeros(0)
     if threshold is not None and len(zq):
@@ -242,6 +233,40 @@ def score(
         loo_pred=loo_pred,
         loo_sim=loo_sim,
     )
+
+
+def _query_probs(
+    model: CategoryModel, zs: np.ndarray, ys: np.ndarray, zq: np.ndarray, protos: np.ndarray
+) -> np.ndarray:
+    """Closed-set probabilities (Q, C) of the queries: prototype similarities (hub-corrected),
+    then, with enough queries, label propagation, prototypes re-estimated from what it found and
+    propagated once more (few queries per category only), and sharpening."""
+    cfg = model.config
+    n_classes = len(protos)
+
+    def seeded(p: np.ndarray) -> np.ndarray:
+        logits = zq @ p.T
+        if cfg.hub_correction > 0 and len(zq) >= cfg.hub_neighbors:
+            logits = hub_corrected(logits, cfg.hub_correction, cfg.hub_neighbors)
+        return softmax(model.temperature * logits)
+
+    probs = seeded(protos)
+    if cfg.propagate_alpha <= 0 or len(zq) < max(cfg.propagate_min_queries, 2 * n_classes):
+        return probs
+    alpha = propagation_alpha(cfg, len(zq), n_classes)
+    graph = knn_graph(np.concatenate([zs, zq]).astype(np.float32), cfg.propagate_neighbors)
+
+    def spread(prior: np.ndarray) -> np.ndarray:
+        k, w = cfg.propagate_neighbors, cfg.propagate_prior
+        return label_propagation(zs, ys, zq, prior, alpha, k, w, graph=graph)
+
+    probs = spread(probs)
+    if cfg.reestimate_weight > 0 and len(zq) / n_classes <= cfg.reestimate_max_per_category:
+        probs = spread(seeded(reestimated_prototypes(protos, zq, probs, cfg.reestimate_weight)))
+    if cfg.sharpen != 1.0:  # propagated scores come out flat: sharpen to calibrate
+        probs = probs**cfg.sharpen
+        probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)
+    return probs
 
 
 def _threshold(

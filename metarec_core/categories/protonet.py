@@ -53,6 +53,17 @@ def hub_corrected(sims: np.ndarray, weight: float, neighbors: int) -> np.ndarray
     return sims - weight * top.mean(0, keepdims=True)
 
 
+def reestimated_prototypes(
+    protos: np.ndarray, queries: np.ndarray, probs: np.ndarray, weight: float
+) -> np.ndarray:
+    """Prototypes (C, D) moved towards the queries (Q, D) that their category holds in ``probs``
+    (Q, C), e.g. after label propagation: each category's mean of the queries weighted by their
+    squared probability (so confident ones count most), unit length, added at ``weight``."""
+    w = probs.astype(np.float64) ** 2  # (Q, C)
+    held = (w.T @ queries) / np.maximum(w.sum(0), 1e-12)[:, None]  # (C, D)
+    return l2n(protos + weight * l2n(held.astype(np.float32)))
+
+
 def refine_prototypes(
     support: np.ndarray,
     labels: np.ndarray,
@@ -144,16 +155,19 @@ def label_propagation(
     neighbors: int,
     prior_weight: float,
     iters: int = 20,
+    graph=None,
 ) -> np.ndarray:
     """Transductive label propagation over a k-NN graph of support and queries (Zhou et al. 2004).
 
     Support rows (S, D) are one-hot seeds; each query (Q, D) is seeded with ``prior_weight`` times
     its prototype probabilities ``prior`` (Q, C). ``F <- alpha S F + (1 - alpha) Y`` spreads the
-    labels along the catalogue's own neighbourhoods. Returns (Q, C) rows that sum to 1.
+    labels along the catalogue's own neighbourhoods. ``graph``: the ``knn_graph`` of support and
+    queries (in that order) when it is already built. Returns (Q, C) rows that sum to 1.
     """
     c = prior.shape[1]
     z = np.concatenate([support, queries]).astype(np.float32)
-    graph = knn_graph(z, neighbors)
+    if graph is None:
+        graph = knn_graph(z, neighbors)
     seeds = np.zeros((len(z), c), np.float32)  # (S + Q, C)
     seeds[np.arange(len(support)), labels] = 1.0
     seeds[len(support) :] = prior_weight * prior
