@@ -80,7 +80,7 @@ class CategoryModel:
         if kind == "untrained":
             return (
                 "encoder prototypes without meta-training (no trained model), with centring, "
-                "category-name prior and label propagation"
+                "category-name prior, hub correction and label propagation"
             )
         where = f"trained model at {self.path}" if self.path else "trained model (in memory)"
         if self.is_plain:
