@@ -164,11 +164,10 @@ def label_propagation(
     labels along the catalogue's own neighbourhoods. ``graph``: the ``knn_graph`` of support and
     queries (in that order) when it is already built. Returns (Q, C) rows that sum to 1.
     """
-    c = prior.shape[1]
-    z = np.concatenate([support, queries]).astype(np.float32)
+    c, n = prior.shape[1], len(support) + len(queries)
     if graph is None:
-        graph = knn_graph(z, neighbors)
-    seeds = np.zeros((len(z), c), np.float32)  # (S + Q, C)
+        graph = knn_graph(np.concatenate([support, queries]).astype(np.float32), neighbors)
+    seeds = np.zeros((n, c), np.float32)  # (S + Q, C)
     seeds[np.arange(len(support)), labels] = 1.0
     seeds[len(support) :] = prior_weight * prior
     f = seeds
