@@ -208,7 +208,7 @@ def score(
                 zs, ys, pool_q, protos, model.temperature, cfg.refine_steps, prior
             )
     sims = zq @ protos.T  # (Q, C)
-    probs = _query_probs(model, zs, ys, zq, protos) if len(zq) else np.zeros((0, n_classes))
+    probs = _query_probs(model, zs, ys, zq, protos, sims) if len(zq) else np.zeros((0, n_classes))
     pred = probs.argmax(1) if len(zq) else np.zeros(0, np.int64)
     confidence = probs.max(1) if len(zq) else np.zeros(0)
     if threshold is not None and len(zq):
@@ -236,21 +236,27 @@ def score(
 
 
 def _query_probs(
-    model: CategoryModel, zs: np.ndarray, ys: np.ndarray, zq: np.ndarray, protos: np.ndarray
+    model: CategoryModel,
+    zs: np.ndarray,
+    ys: np.ndarray,
+    zq: np.ndarray,
+    protos: np.ndarray,
+    sims: np.ndarray,
 ) -> np.ndarray:
-    """Closed-set probabilities (Q, C) of the queries: prototype similarities (hub-corrected),
-    then, with enough queries, label propagation, prototypes re-estimated from what it found and
-    propagated once more (few queries per category only), and sharpening."""
+    """Closed-set probabilities (Q, C) of the queries from their similarities ``sims`` (Q, C) to
+    ``protos``: hub-corrected, then, with enough queries, label propagation, prototypes
+    re-estimated from what it found and propagated once more (few queries per category only),
+    and sharpening."""
     cfg = model.config
     n_classes = len(protos)
 
-    def seeded(p: np.ndarray) -> np.ndarray:
-        logits = zq @ p.T
+    def seeded(similarities: np.ndarray) -> np.ndarray:
+        logits = similarities
         if cfg.hub_correction > 0 and len(zq) >= cfg.hub_neighbors:
             logits = hub_corrected(logits, cfg.hub_correction, cfg.hub_neighbors)
         return softmax(model.temperature * logits)
 
-    probs = seeded(protos)
+    probs = seeded(sims)
     if cfg.propagate_alpha <= 0 or len(zq) < max(cfg.propagate_min_queries, 2 * n_classes):
         return probs
     alpha = propagation_alpha(cfg, len(zq), n_classes)
@@ -262,7 +268,8 @@ def _query_probs(
 
     probs = spread(probs)
     if cfg.reestimate_weight > 0 and len(zq) / n_classes <= cfg.reestimate_max_per_category:
-        probs = spread(seeded(reestimated_prototypes(protos, zq, probs, cfg.reestimate_weight)))
+        moved = reestimated_prototypes(protos, zq, probs, cfg.reestimate_weight)
+        probs = spread(seeded(zq @ moved.T))
     if cfg.sharpen != 1.0:  # propagated scores come out flat: sharpen to calibrate
         probs = probs**cfg.sharpen
         probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)
