@@ -8,7 +8,7 @@ so the median/min/max are over folds. Full: 3 folds, 200 episodes; quick: 1 fold
 tiny: a fake encoder on a few hundred items, seconds.
 
 Figures: cat_5way_acc_k1, cat_5way_acc_k5, cat_allway_acc_k5, cat_allway_f1_k5,
-cat_openset_precision_k5, cat_openset_recall_k5 (the engine), and the same with a
+cat_openset_precision_k5, cat_openset_recall_k5, cat_one_category_f1_k5 (the engine), and the same with a
 ``_<baseline>`` suffix for each baseline found in the report.
 """
 
@@ -30,6 +30,7 @@ HEADLINE = {
     ("all-way 5-shot", "macro_f1"): "cat_allway_f1_k5",
     ("open-set 5-shot", "precision"): "cat_openset_precision_k5",
     ("open-set 5-shot", "recall"): "cat_openset_recall_k5",
+    ("one category 5-shot", "f1"): "cat_one_category_f1_k5",
 }
 
 

@@ -84,13 +84,17 @@ else:
         if st.button("Clear labels", key="cat_clear"):
             labels.clear()
             st.rerun()
+    need = 1 if open_set else 2  # one category: which products belong to it (open set)
     if st.button(
-        "Run", type="primary", key="cat_run_search", disabled=len(set(labels.values())) < 2
+        "Run", type="primary", key="cat_run_search", disabled=len(set(labels.values())) < need
     ):
         st.session_state["cat_task"] = {"labels": dict(labels), "query": None, "truth": None}
         st.session_state["cat_dirty"] = True
-    if len(set(labels.values())) < 2:
-        st.caption("Label products of at least two categories to run.")
+    if len(set(labels.values())) < need:
+        st.caption(
+            "Label products of at least two categories to run, "
+            "or of one with the open set on (which products belong to it)."
+        )
 
 # ---- run (also after one-click labelling) ------------------------------------------------------
 task = st.session_state.get("cat_task")
@@ -159,7 +163,8 @@ task = st.session_state.get("cat_task") or {}
 for n, row in run.label_next.head(6).iterrows():
     cols = st.columns([5, 2, 2])
     cols[0].write(f"**{row['title']}** — {row['reason']} (margin {row['margin']:.2f})")
-    options = [row["best"], row["second"]]
+    # one category: its side of the threshold can be labelled, "none of these" cannot
+    options = [o for o in (row["best"], row["second"]) if o != services.NONE_OF_THESE]
     if task.get("truth") is not None:
         options = [task["truth"].get(str(row["item_id"]), row["best"])]
     for j, option in enumerate(options):

@@ -174,3 +174,25 @@ def test_map_selection_hands_off_to_the_labs():
     assert_clean(at)
     assert at.radio(key="cat_mode").value == "Label products found by search"
     assert at.session_state["cat_search_labels"] == {"1": "picked", "2": "picked"}
+
+
+def test_category_lab_one_category_with_the_open_set():
+    from metarec_core.categories.aids import NONE_OF_THESE
+    from metarec_core.services import NONE_OF_THESE as PAGE_NONE
+
+    assert PAGE_NONE == NONE_OF_THESE
+    at = app_test()
+    at.switch_page("pages/category_lab.py").run()
+    at.multiselect(key="cat_chosen").set_value(["Fruit"])
+    at.button(key="cat_run_btn").click().run()  # closed set: one category is not enough
+    assert "at least 2 categories" in " ".join(e.value for e in at.error)
+    at.toggle(key="cat_open").set_value(True).run()
+    at.button(key="cat_run_btn").click().run()
+    assert_clean(at)
+    run = at.session_state["cat_result"]
+    assert run.categories == ["Fruit"] and run.threshold is not None
+    assert run.label_next["reason"].str.contains("threshold of Fruit").all()
+    assert {m.label for m in at.metric} >= {"Open-set precision", "Open-set recall"}
+    from metarec_core.services import category_report
+
+    assert "Fruit" in category_report(run, DATASET)

@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 from metarec_core.categories import CategoryConfig, CategoryModel, classify
+from metarec_core.categories.aids import label_next
 from metarec_core.categories.config import SUPPORT_TUNING_STEPS
-from metarec_core.categories.engine import leave_one_out_scores, propagation_alpha, score
+from metarec_core.categories.engine import (
+    leave_one_out_scores,
+    mixture_threshold,
+    propagation_alpha,
+    score,
+)
 from metarec_core.categories.episodes import EpisodeSampler
 from metarec_core.categories.protonet import (
     hub_corrected,
@@ -165,7 +171,7 @@ def test_score_names_only_used_when_support_agrees():
             pd.DataFrame({"item_id": ["fruit-0"], "title": ["x"]}),
             "both support and query",
         ),
-        (_support().assign(category="fruit"), _query(), "at least 2 categories"),
+        (_support().assign(category="fruit"), _query(), "only 1 category .*--open-set"),
         (
             pd.concat(
                 [
@@ -415,3 +421,55 @@ def test_one_shot_name_prior_needs_twice_chance_and_a_fifth_of_the_support():
 
     assert used(5, 2) and not used(5, 1)  # 2 / 5 is twice chance
     assert used(25, 5) and not used(25, 4)  # twice chance would be 2 of 25: the fifth decides
+
+
+def test_one_category_with_the_open_set_keeps_its_products_and_rejects_the_rest(tmp_path):
+    enc = TopicEncoder()
+    support = _support(3).query("category == 'fruit'")
+    query = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "title": ["yellow banana", "apple and mango fruit cup", DAIRY[4], SOAP[4]],
+        }
+    )
+    res = classify(support, query, open_set=True, encoder=enc, cache_dir=tmp_path)
+    pred = res.predictions.set_index("item_id")["category"]
+    assert res.categories == ["fruit"] and res.threshold is not None
+    assert pred["a"] == "fruit" and pred["b"] == "fruit"
+    assert pred["c"] is None and pred["d"] is None
+    nxt = label_next(res, n=2)
+    assert len(nxt) == 2 and nxt["reason"].str.contains("threshold of fruit").all()
+    gap = res.scores.sims[:, 0] - res.threshold
+    assert set(nxt["item_id"]) == set(query["item_id"].to_numpy()[np.argsort(np.abs(gap))[:2]])
+
+
+def test_mixture_threshold_falls_between_a_large_low_mode_and_a_small_high_one():
+    rng = np.random.default_rng(0)
+    sims = np.concatenate([rng.normal(0.0, 0.05, 900), rng.normal(0.5, 0.05, 100)])
+    t = mixture_threshold(sims)
+    assert 0.1 < t < 0.4
+    assert ((sims >= t) == (np.arange(1000) >= 900)).mean() > 0.99
+
+
+def test_one_category_one_shot_threshold_comes_from_the_queries():
+    rng = np.random.default_rng(3)
+    proto = l2n(rng.normal(size=(1, 64)))
+    near = l2n(proto + 0.1 * rng.normal(size=(20, 64)))
+    far = l2n(rng.normal(size=(180, 64)))
+    model = CategoryModel.untrained(CategoryConfig(encoder="fake", center=False))
+    s = score(model, proto, np.zeros(1, np.int64), np.concatenate([near, far]), 1, open_set=True)
+    assert s.threshold == pytest.approx(mixture_threshold(s.sims[:, 0]))
+    accepted = s.pred >= 0
+    assert accepted[:20].mean() > 0.8 and accepted[20:].mean() < 0.1
+
+
+def test_one_category_uses_its_name_only_when_it_describes_the_examples():
+    rng = np.random.default_rng(4)
+    topic = l2n(rng.normal(size=(1, 16)))
+    xs = l2n(topic + 0.5 * rng.normal(size=(3, 16)))
+    xq = l2n(rng.normal(size=(60, 16)))
+    model = CategoryModel.untrained(CategoryConfig(encoder="fake", center=False))
+    ys = np.zeros(3, np.int64)
+    assert score(model, xs, ys, xq, 1, topic, open_set=True).used_names
+    unrelated = l2n(rng.normal(size=(1, 16)))
+    assert not score(model, xs, ys, xq, 1, unrelated, open_set=True).used_names

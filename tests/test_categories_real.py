@@ -36,6 +36,30 @@ def test_organic_bananas_land_in_fruit(tmp_path):
     assert plain.predictions["category"].iloc[0] == "fresh fruits"
 
 
+FOREIGN = [
+    "Sea Salt Potato Chips", "Lavender Hand Soap", "Whole Milk Gallon", "Spaghetti Pasta",
+    "Dry Dog Food Chicken", "Laundry Detergent Free Clear", "Paper Towels", "Greek Yogurt Plain",
+    "Sparkling Water Lime", "Dark Roast Coffee Beans", "Frozen Cheese Pizza", "Chicken Breast",
+    "Cheddar Cheese Block", "Toothpaste Mint", "Peanut Butter Creamy", "Tortilla Chips",
+    "Black Beans Can", "Olive Oil Extra Virgin", "Ice Cream Vanilla", "Trash Bags Large",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [1, 3])
+def test_one_new_category_finds_its_products_among_others(tmp_path, k):
+    from metarec_core.categories import classify
+
+    support = pd.DataFrame(SUPPORT[:k], columns=["item_id", "title", "category"])
+    fruit = ["Organic Bananas", "Fresh Strawberries", "Ripe Mango", "Bartlett Pears"]
+    titles = fruit + FOREIGN * 3  # a catalogue is mostly other products
+    query = pd.DataFrame({"item_id": [f"q{i}" for i in range(len(titles))], "title": titles})
+    res = classify(support, query, open_set=True, cache_dir=tmp_path)
+    pred = res.predictions["category"].to_numpy()
+    assert (pred[: len(fruit)] == "fresh fruits").mean() >= 0.75
+    assert pd.isna(pred[len(fruit) :]).mean() >= 0.9
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_meta_training_runs_on_cuda():

@@ -136,6 +136,7 @@ def test_default_model_is_used_when_present(files, capsys):
             "both support and query",
         ),
         ([("s1", "apple", "fruit"), ("s2", "", "dairy")], [("q1", "pear")], "fewer than 1 example"),
+        ([("s1", "apple", "fruit"), ("s2", "pear", "fruit")], [("q1", "kiwi")], "--open-set"),
     ],
 )
 def test_bad_input_one_line(files, capsys, support_rows, query_rows, message):
@@ -198,3 +199,22 @@ def test_lazy_encoder_loads_nothing_until_a_text_is_missing(monkeypatch):
     monkeypatch.setattr(service, "get_encoder", boom)
     enc = service.lazy_encoder("minilm")
     assert (enc.model_id, enc.dim) == ("all-MiniLM-L6-v2", 384)
+
+
+def test_one_category_with_the_open_set(files, capsys):
+    rows = [(f"f{i}", f"organic {t} pack", "fruit") for i, t in enumerate(CATS["fruit"][:3])]
+    pd.DataFrame(rows, columns=["item_id", "title", "category"]).to_csv(
+        files / "s1.csv", index=False
+    )
+    others = [(f"q{c}{i}", f"organic {t} pack") for c in CATS for i, t in enumerate(CATS[c])]
+    pd.DataFrame(others[3:], columns=["item_id", "title"]).to_csv(files / "q1.csv", index=False)
+    out = files / "p1.csv"
+    argv = ["--support", str(files / "s1.csv"), "--query", str(files / "q1.csv"), "--out", str(out)]
+    rc = _run("classify", *argv, "--open-set", "--encoder", "fake")
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "into 1 category" in err and "open set: threshold" in err
+    preds = pd.read_csv(out, dtype={"item_id": str})
+    assert len(preds) == len(others) - 3
+    assert set(preds["category"].dropna()) <= {"fruit"}
+    assert preds["confidence"].between(0, 1).all()

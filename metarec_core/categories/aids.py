@@ -10,6 +10,8 @@ import pandas as pd
 
 from metarec_core.categories.classifier import Classification
 
+NONE_OF_THESE = "none of these"  # ``label_next``'s other side of a single category's threshold
+
 
 def _scores(result: Classification):
     if result.scores is None or result.support is None or result.query is None:
@@ -63,11 +65,16 @@ def label_next(result: Classification, n: int = 10) -> pd.DataFrame:
     """Query items worth labelling next: most uncertain (margin between the top two categories),
     spread over the categories they sit between, with near-duplicates of a pick skipped.
 
+    With a single category (open set) the uncertain items are those whose similarity is
+    closest to the threshold: is it in the category or not? ``second`` is then "none of these".
+
     Columns: item_id, title, best, second, margin, reason.
     """
     s = _scores(result)
     if s.sims.shape[0] == 0:
         return pd.DataFrame(columns=["item_id", "title", "best", "second", "margin", "reason"])
+    if s.sims.shape[1] == 1 and s.threshold is not None:
+        return _label_next_one(result, s, n)
     p = s.probs / np.maximum(s.probs.sum(1, keepdims=True), 1e-12)  # (Q, C)
     order = np.argsort(-p, axis=1)
     best, second = order[:, 0], order[:, 1] if p.shape[1] > 1 else order[:, 0]
@@ -94,5 +101,31 @@ def label_next(result: Classification, n: int = 10) -> pd.DataFrame:
             "second": cats[second[picked]],
             "margin": margin[picked],
             "reason": "uncertain between " + cats[best[picked]] + " and " + cats[second[picked]],
+        }
+    )
+
+
+def _label_next_one(result: Classification, s, n: int) -> pd.DataFrame:
+    """label_next for one category: the items nearest its open-set threshold, near-duplicates of
+    a pick skipped; margin is the similarity's distance from the threshold."""
+    gap = s.sims[:, 0] - s.threshold  # (Q,)
+    picked: list[int] = []
+    for i in np.argsort(np.abs(gap), kind="stable"):
+        if len(picked) >= n:
+            break
+        if picked and float((s.z_query[picked] @ s.z_query[i]).max()) > 0.95:
+            continue
+        picked.append(int(i))
+    cat = result.categories[0]
+    q = result.query.iloc[picked]
+    side = np.where(gap[picked] >= 0, "just above", "just below")
+    return pd.DataFrame(
+        {
+            "item_id": q["item_id"].to_numpy(),
+            "title": q["title"].to_numpy(),
+            "best": np.where(gap[picked] >= 0, cat, NONE_OF_THESE),
+            "second": np.where(gap[picked] >= 0, NONE_OF_THESE, cat),
+            "margin": np.abs(gap[picked]),
+            "reason": [f"{w} the threshold of {cat}: in or out?" for w in side],
         }
     )

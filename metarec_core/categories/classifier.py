@@ -104,9 +104,13 @@ def _id_text(v) -> str:
 
 
 def check_inputs(
-    support: pd.DataFrame, query: pd.DataFrame
+    support: pd.DataFrame, query: pd.DataFrame, open_set: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Clean and cross-check support and query; raise one clear ValidationError on bad input."""
+    """Clean and cross-check support and query; raise one clear ValidationError on bad input.
+
+    A single category is enough with ``open_set`` (which products belong to it, which do not);
+    choosing among categories needs two.
+    """
     if support is None or len(support) == 0:
         raise ValidationError("support: no rows (need at least 1 labelled example per category)")
     s, s_empty = clean_frame(support, "support", with_category=True)
@@ -120,9 +124,10 @@ def check_inputs(
         raise ValidationError(
             f"support: category '{lost[0]}' has fewer than 1 example with a non-empty title"
         )
-    if len(counts) < 2:
+    if len(counts) < 2 and not open_set:
         raise ValidationError(
-            f"support: need at least 2 categories with at least 1 example each, got {len(counts)}"
+            f"support: only 1 category ('{counts.index[0]}'); choosing among categories needs at "
+            "least 2, or use the open set (--open-set) to find which products belong to it"
         )
     both = set(s["item_id"]) & set(q["item_id"])
     if both:
@@ -152,7 +157,8 @@ def classify(
     """Assign each query product to one of the support's categories (or "none" under open set).
 
     Args:
-        support: item_id, title (or name), category; k >= 1 examples per category.
+        support: item_id, title (or name), category; k >= 1 examples per category; at least 2
+            categories, or 1 with ``open_set``.
         query: item_id, title (or name); extra columns are ignored.
         model: a trained CategoryModel; None = ``CategoryModel.untrained()`` (encoder space,
             centring, name prior, label propagation; no meta-training).
@@ -163,7 +169,7 @@ def classify(
     """
     from metarec_core.embed.service import embed_texts
 
-    s, q, skipped = check_inputs(support, query)
+    s, q, skipped = check_inputs(support, query, open_set)
     model = model or CategoryModel.untrained()
     categories = sorted(s["category"].unique())
     index = {c: i for i, c in enumerate(categories)}

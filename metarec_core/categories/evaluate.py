@@ -230,6 +230,42 @@ def open_set_eval(
     return [_row(n, setting, metric, v) for n, ms in out.items() for metric, v in ms.items()]
 
 
+def one_category_eval(
+    data: HeldOut,
+    models: dict[str, CategoryModel],
+    k: int,
+    n_categories: int = 12,
+    seed: int = 0,
+) -> list[dict]:
+    """One new category at a time among every other product: k shots of a held-out category,
+    all the other held-out items as queries (its own rest and every other category's), open set.
+
+    precision / recall / f1 of the category's accepted products, averaged over ``n_categories``
+    categories drawn at random (those with at least k + 10 items).
+    """
+    rng = np.random.default_rng(seed)
+    eligible = [c for c, r in data.rows.items() if len(r) >= k + 10]
+    chosen = rng.choice(eligible, size=min(n_categories, len(eligible)), replace=False)
+    out: dict[str, dict[str, list[float]]] = {}
+    for c in chosen:
+        rows = rng.permutation(data.rows[int(c)])
+        others = np.flatnonzero(data.labels != c)
+        query = np.concatenate([rows[k:], others])
+        truth = np.concatenate([np.ones(len(rows) - k, bool), np.zeros(len(others), bool)])
+        for name, model in models.items():
+            s = score(model, data.x[rows[:k]], np.zeros(k, np.int64), data.x[query], 1,
+                      data.names[[int(c)]], open_set=True)  # fmt: skip
+            accepted = s.pred >= 0
+            tp = float((accepted & truth).sum())
+            p, r = tp / max(accepted.sum(), 1), tp / max(truth.sum(), 1)
+            m = out.setdefault(name, {"precision": [], "recall": [], "f1": []})
+            m["precision"].append(p)
+            m["recall"].append(r)
+            m["f1"].append(2 * p * r / max(p + r, 1e-12))
+    setting = f"one category {k}-shot"
+    return [_row(n, setting, metric, v) for n, ms in out.items() for metric, v in ms.items()]
+
+
 def _row(method: str, setting: str, metric: str, values: Sequence[float]) -> dict:
     mean, ci = mean_ci(values)
     return {

@@ -100,6 +100,7 @@ def evaluate_categories(
             data, {"metarec": model, "plain-prototypes": plain}, k, allway_repeats, seed=k,
             encoder=tuner,
         )  # fmt: skip
+        rows += ev.one_category_eval(data, {"metarec": model, "plain-prototypes": plain}, k, seed=k)
     info = {
         "held_out": list(held_out),
         "held_out_categories": [cats[i] for i in test_ids],

@@ -148,7 +148,8 @@ def classify_cmd(args: argparse.Namespace) -> int:
     )
     lines = [
         f"model: {result.model_used}{hint}",
-        f"{len(preds)} products classified into {len(result.categories)} categories "
+        f"{len(preds)} products classified into {len(result.categories)} "
+        f"{'category' if len(result.categories) == 1 else 'categories'} "
         f"(support leave-one-out accuracy {loo}; category names used: "
         f"{'yes' if result.used_names else 'no'})",
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from metarec_core.services.category_lab import (
     NONE,
+    NONE_OF_THESE,
     OTHER,
     CategoryRun,
     category_report,
@@ -95,6 +96,7 @@ __all__ = [
     "MAX_COLD",
     "ModelInfo",
     "NONE",
+    "NONE_OF_THESE",
     "OTHER",
     "Overview",
     "Slice",

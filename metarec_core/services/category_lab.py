@@ -37,14 +37,18 @@ def category_task(
     """Treat existing categories as new: k labelled items each, the rest as queries with truth.
 
     Args:
-        categories: the categories to pretend are new (at least 2).
+        categories: the categories to pretend are new (at least 2, or 1 with ``foreign`` items
+            mixed in, for the open set).
         k: labelled examples per category (its other items become queries).
         foreign: also mix in this many items of *other* categories (truth "(other)") to judge
             the open-set "none of these" answer.
     Returns (labels item_id -> category, query item ids, truth per query item id).
     """
-    if len(categories) < 2:
-        raise ValidationError("choose at least 2 categories to treat as new")
+    if len(categories) < (1 if foreign else 2):
+        raise ValidationError(
+            "choose at least 2 categories to treat as new (or 1, with the open set and "
+            "products of other categories mixed in)"
+        )
     rng = np.random.default_rng(seed)
     items = items[items["title"].astype(str).str.strip() != ""]
     labels: dict[str, str] = {}
@@ -67,6 +71,9 @@ def category_task(
 
 OTHER = "(other)"  # truth of an item from none of the new categories
 NONE = "(none of these)"  # the open-set answer
+# label_next's other side of a single category's threshold (``categories.aids.NONE_OF_THESE``,
+# not imported here: that would load the engine with the page)
+NONE_OF_THESE = "none of these"
 
 
 @dataclass
@@ -110,8 +117,12 @@ def classify_categories(
     from metarec_core import categories as cat_engine
 
     t0 = time.perf_counter()
-    if len({c for c in labels.values()}) < 2:
-        raise ValidationError("label items of at least 2 categories first")
+    if len({c for c in labels.values()}) < (1 if open_set else 2):
+        raise ValidationError(
+            "label items of at least 2 categories first (or of 1, with the open set on)"
+            if labels
+            else "label some items first"
+        )
     by_id = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")
     missing = [i for i in labels if i not in by_id.index]
     if missing:
