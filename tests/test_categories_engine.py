@@ -473,3 +473,23 @@ def test_one_category_uses_its_name_only_when_it_describes_the_examples():
     assert score(model, xs, ys, xq, 1, topic, open_set=True).used_names
     unrelated = l2n(rng.normal(size=(1, 16)))
     assert not score(model, xs, ys, xq, 1, unrelated, open_set=True).used_names
+
+
+def test_open_set_threshold_averages_the_support_and_the_queries_with_enough_queries():
+    rng = np.random.default_rng(5)
+    centers = l2n(rng.normal(size=(3, 32)))
+    xs = l2n(np.repeat(centers, 4, axis=0) + 0.3 * rng.normal(size=(12, 32)))
+    ys = np.repeat(np.arange(3), 4)
+    xq = l2n(np.concatenate([np.repeat(centers, 10, 0) + 0.3 * rng.normal(size=(30, 32)),
+                             rng.normal(size=(60, 32))]))  # fmt: skip
+
+    def run(weight: float, queries: np.ndarray):
+        cfg = CategoryConfig(encoder="fake", open_set_query_weight=weight)
+        return score(CategoryModel.untrained(cfg), xs, ys, queries, 3, open_set=True)
+
+    alone, mixed = run(0.0, xq), run(0.5, xq)
+    queries_say = mixture_threshold(mixed.sims.max(1))
+    assert mixed.threshold == pytest.approx(0.5 * alone.threshold + 0.5 * queries_say)
+    assert alone.threshold != pytest.approx(queries_say)
+    few = xq[:40]  # under MIXTURE_MIN_QUERIES: the support alone
+    assert run(0.5, few).threshold == pytest.approx(run(0.0, few).threshold)

@@ -325,25 +325,44 @@ def _threshold(
     ys: np.ndarray,
     query_sims: np.ndarray,
 ) -> float:
-    """Open-set threshold estimated on the support alone.
+    """Open-set threshold: what the support says, and, with at least ``MIXTURE_MIN_QUERIES``
+    queries, what their similarities ``query_sims`` (Q, C) say.
+
+    The support's threshold is ``_support_threshold``; with two or more categories and enough
+    queries it is averaged, at ``open_set_query_weight``, with ``mixture_threshold`` of each
+    query's best similarity. A single category with too few examples for leave-one-out takes
+    the mixture alone.
+    """
+    cfg = model.config
+    many = len(query_sims) >= MIXTURE_MIN_QUERIES
+    support = _support_threshold(model, loo_sim, support_sims, ys)
+    if support is None and support_sims.shape[1] == 1 and many:
+        return mixture_threshold(query_sims[:, 0], cfg.seed)
+    if support is None:
+        stored = model.report.get("open_set_threshold_1shot")
+        support = FALLBACK_THRESHOLD["centred" if cfg.center else "raw"]
+        support = float(stored) if stored is not None else support
+    w = cfg.open_set_query_weight
+    if w <= 0 or not many or support_sims.shape[1] < 2:  # one category: see the config
+        return support
+    return (1.0 - w) * support + w * mixture_threshold(query_sims.max(1), cfg.seed)
+
+
+def _support_threshold(
+    model: CategoryModel, loo_sim: np.ndarray, support_sims: np.ndarray, ys: np.ndarray
+) -> float | None:
+    """Open-set threshold estimated on the support alone (None: too few examples to leave out).
 
     Positives: each support item's leave-one-out similarity to its own category. Negatives: its
     similarity to the closest *other* prototype (a stand-in for products of other categories).
     With ``open_set_rule="separate"`` the threshold is the cut that best separates the two
     (highest balanced accuracy), never below the ``open_set_quantile`` of the positives;
-    ``"quantile"`` uses that quantile alone. 1-shot supports without a name prior fall back to
-    the model's stored threshold; a single category among at least ``MIXTURE_MIN_QUERIES``
-    queries (``query_sims`` (Q, C)) takes ``mixture_threshold`` of their similarities instead.
+    ``"quantile"`` (or a single category) uses that quantile alone.
     """
     cfg = model.config
     pos = loo_sim[np.isfinite(loo_sim)]
     if len(pos) < MIN_LOO_FOR_THRESHOLD:
-        if support_sims.shape[1] == 1 and len(query_sims) >= MIXTURE_MIN_QUERIES:
-            return mixture_threshold(query_sims[:, 0], cfg.seed)
-        stored = model.report.get("open_set_threshold_1shot")
-        if stored is not None:
-            return float(stored)
-        return FALLBACK_THRESHOLD["centred" if cfg.center else "raw"]
+        return None
     floor = float(np.quantile(pos, cfg.open_set_quantile))
     if cfg.open_set_rule == "quantile" or support_sims.shape[1] < 2:
         return floor

@@ -55,6 +55,7 @@ class CategoryModel:
             propagate_alpha=0.0,
             tune_steps=0,
             hub_correction=0.0,
+            open_set_query_weight=0.0,
         )
         return cls(cfg, None, PLAIN_TEMPERATURE, encoder_id, {"kind": "plain"})
 
