@@ -493,3 +493,20 @@ def test_open_set_threshold_averages_the_support_and_the_queries_with_enough_que
     assert alone.threshold != pytest.approx(queries_say)
     few = xq[:40]  # under MIXTURE_MIN_QUERIES: the support alone
     assert run(0.5, few).threshold == pytest.approx(run(0.0, few).threshold)
+
+
+def test_used_names_join_the_propagation_graph_as_labelled_items():
+    rng = np.random.default_rng(6)
+    names = l2n(rng.normal(size=(2, 32)))
+    xs = l2n(names + 0.4 * rng.normal(size=(2, 32)))  # one example each, its name closest
+    near_name = l2n(names[[0]] + 0.2 * rng.normal(size=(15, 32)))  # read like name 0
+    rest = l2n(names[[1]] + 0.6 * rng.normal(size=(15, 32)))
+    xq, ys = np.concatenate([near_name, rest]), np.arange(2)
+
+    def class0(nodes: bool) -> float:
+        cfg = CategoryConfig(encoder="fake", name_nodes=nodes, center=False)
+        s = score(CategoryModel.untrained(cfg), xs, ys, xq, 2, names)
+        assert s.used_names
+        return float(s.probs[:15, 0].mean())
+
+    assert class0(True) > class0(False)  # the names pull the products that read like them

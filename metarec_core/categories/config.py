@@ -30,6 +30,12 @@ class CategoryConfig:
             at classification time it is only used when leave-one-out on the support agrees.
         name_weight_by_shots: scale the name weight by 2 / sqrt(examples in the category)
             (capped at 2x): the name matters more when a category has one example.
+        name_nodes: when the name prior is used, the category names also join the labelled
+            items of label propagation's graph, so labels spread from a name to the products
+            that read like it. On held-out Instacart departments (3 folds) 5-way 1-shot
+            +0.000 to +0.005 per fold with 15 queries per category and +0.005 to +0.008 with 5,
+            5-way 5-shot +0.000 to +0.006, all-way and tasks with every other product as queries
+            within +-0.001, meaningless names ("category 7") unchanged.
         refine_steps: soft k-means steps that refine prototypes with the unlabelled queries
             (0 = off; it hurt on held-out Instacart departments, label propagation replaced it).
         hub_correction: before the prototype probabilities are formed, each prototype's
@@ -132,6 +138,7 @@ class CategoryConfig:
     center: bool = True
     name_weight: float = 1.0
     name_weight_by_shots: bool = True
+    name_nodes: bool = True
     refine_steps: int = 0
     hub_correction: float = 0.25
     hub_neighbors: int = 30

@@ -248,7 +248,18 @@ def score(
                 zs, ys, pool_q, protos, model.temperature, cfg.refine_steps, prior
             )
     sims = zq @ protos.T  # (Q, C)
-    probs = _query_probs(model, zs, ys, zq, protos, sims) if len(zq) else np.zeros((0, n_classes))
+    if cfg.name_nodes and weight > 0:  # the names join the labelled items of the graph
+        zs_graph, ys_graph = (
+            np.concatenate([zs, z_names]),
+            np.concatenate([ys, np.arange(n_classes)]),
+        )
+    else:
+        zs_graph, ys_graph = zs, ys
+    probs = (
+        _query_probs(model, zs_graph, ys_graph, zq, protos, sims)
+        if len(zq)
+        else np.zeros((0, n_classes))
+    )
     pred = probs.argmax(1) if len(zq) else np.zeros(0, np.int64)
     confidence = probs.max(1) if len(zq) else np.zeros(0)
     if threshold is not None and len(zq):
