@@ -510,3 +510,20 @@ def test_used_names_join_the_propagation_graph_as_labelled_items():
         return float(s.probs[:15, 0].mean())
 
     assert class0(True) > class0(False)  # the names pull the products that read like them
+
+
+def test_name_prior_may_cost_one_leave_one_out_item_but_not_two():
+    seen = set()
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        centers = l2n(rng.normal(size=(3, 16)))
+        xs = l2n(np.repeat(centers, 3, axis=0) + 0.6 * rng.normal(size=(9, 16)))
+        ys = np.repeat(np.arange(3), 3)
+        names = l2n(centers + 0.9 * rng.normal(size=(3, 16)))
+        model = CategoryModel(CategoryConfig(encoder="fake", center=False), None, 10.0, "x")
+        pred_n, _ = leave_one_out_scores(xs, ys, 3, names, 1.0, True)
+        pred_0, _ = leave_one_out_scores(xs, ys, 3, None, 0.0)
+        lost = int((pred_0 == ys).sum() - (pred_n == ys).sum())  # items the names get wrong
+        seen.add(min(max(lost, 0), 2))
+        assert score(model, xs, ys, xs[:2], 3, names).used_names == (lost <= 1)
+    assert seen == {0, 1, 2}  # every side of the rule was exercised
