@@ -244,29 +244,25 @@ def score(
     loo_pred, loo_sim = leave_one_out_scores(zs, ys, n_classes, z_names, weight, by_shots)
     w_class = name_weights(weight, np.bincount(ys, minlength=n_classes), by_shots)  # (C,)
     protos = _with_names(l2n(prototypes(zs, ys, n_classes)), z_names, w_class)
-    threshold = None
-    if open_set:
-        threshold = _threshold(model, loo_sim, zs @ protos.T, ys, zq @ protos.T)
+    sims = zq @ protos.T  # (Q, C)
+    threshold = _threshold(model, loo_sim, zs @ protos.T, ys, sims) if open_set else None
     if cfg.refine_steps > 0 and len(zq) >= n_classes:
-        pool_q = zq if threshold is None else zq[(zq @ protos.T).max(1) >= threshold]
+        pool_q = zq if threshold is None else zq[sims.max(1) >= threshold]
         if len(pool_q):
             prior = w_class[:, None].astype(np.float32) * z_names if weight > 0 else None
             protos = refine_prototypes(
                 zs, ys, pool_q, protos, model.temperature, cfg.refine_steps, prior
             )
-    sims = zq @ protos.T  # (Q, C)
+            sims = zq @ protos.T
+    graph_zs, graph_ys = zs, ys
     if cfg.name_nodes and weight > 0:  # the names join the labelled items of the graph
-        zs_graph, ys_graph = (
+        graph_zs, graph_ys = (
             np.concatenate([zs, z_names]),
             np.concatenate([ys, np.arange(n_classes)]),
         )
-    else:
-        zs_graph, ys_graph = zs, ys
-    probs = (
-        _query_probs(model, zs_graph, ys_graph, zq, protos, sims)
-        if len(zq)
-        else np.zeros((0, n_classes))
-    )
+    probs = np.zeros((0, n_classes))
+    if len(zq):
+        probs = _query_probs(model, graph_zs, graph_ys, zq, protos, sims)
     pred = probs.argmax(1) if len(zq) else np.zeros(0, np.int64)
     confidence = probs.max(1) if len(zq) else np.zeros(0)
     if threshold is not None and len(zq):
@@ -354,12 +350,12 @@ def _threshold(
     cfg = model.config
     many = len(query_sims) >= MIXTURE_MIN_QUERIES
     support = _support_threshold(model, loo_sim, support_sims, ys)
-    if support is None and support_sims.shape[1] == 1 and many:
-        return mixture_threshold(query_sims[:, 0], cfg.seed)
     if support is None:
+        if support_sims.shape[1] == 1 and many:
+            return mixture_threshold(query_sims[:, 0], cfg.seed)
         stored = model.report.get("open_set_threshold_1shot")
-        support = FALLBACK_THRESHOLD["centred" if cfg.center else "raw"]
-        support = float(stored) if stored is not None else support
+        fallback = FALLBACK_THRESHOLD["centred" if cfg.center else "raw"]
+        support = float(stored) if stored is not None else fallback
     w = cfg.open_set_query_weight
     if w <= 0 or not many or support_sims.shape[1] < 2:  # one category: see the config
         return support
