@@ -61,6 +61,12 @@ def closest_to_prototypes(result: Classification, n: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["category", "rank", "item_id", "title", "similarity"])
 
 
+def _near_duplicate(z: np.ndarray, picked: list[int], i: int) -> bool:
+    """Whether item ``i`` of the unit rows ``z`` is a near-duplicate (cosine > 0.95) of an item
+    already picked for labelling."""
+    return bool(picked) and float((z[picked] @ z[i]).max()) > 0.95
+
+
 def label_next(result: Classification, n: int = 10) -> pd.DataFrame:
     """Query items worth labelling next: most uncertain (margin between the top two categories),
     spread over the categories they sit between, with near-duplicates of a pick skipped.
@@ -87,8 +93,8 @@ def label_next(result: Classification, n: int = 10) -> pd.DataFrame:
         pair = tuple(sorted((int(best[i]), int(second[i]))))
         if pairs.get(pair, 0) >= max(2, n // 4):  # do not spend every label on one boundary
             continue
-        if picked and float((s.z_query[picked] @ s.z_query[i]).max()) > 0.95:
-            continue  # near-duplicate of an item already suggested
+        if _near_duplicate(s.z_query, picked, int(i)):
+            continue
         picked.append(int(i))
         pairs[pair] = pairs.get(pair, 0) + 1
     cats = np.asarray(result.categories, dtype=object)
@@ -113,7 +119,7 @@ def _label_next_one(result: Classification, s, n: int) -> pd.DataFrame:
     for i in np.argsort(np.abs(gap), kind="stable"):
         if len(picked) >= n:
             break
-        if picked and float((s.z_query[picked] @ s.z_query[i]).max()) > 0.95:
+        if _near_duplicate(s.z_query, picked, int(i)):
             continue
         picked.append(int(i))
     cat = result.categories[0]
