@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from benchmarks import bench_scale, bench_speed, report, run_all
+from benchmarks import bench_categories_quality, bench_scale, bench_speed, report, run_all
 from benchmarks.common import TARGETS, percentile, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,49 @@ def test_report_renders_quality_tables():
     latest["sections"]["coldstart_quality"]["steps"]["ml-100k"]["info"]["seeds"] = [0]
     single = report.render(latest)  # one seed gives no interval, so none is shown
     assert "| adapted | 0.1000 |" in single and "one seed: no interval" in single
+
+
+@pytest.mark.skipif(
+    not (bench_categories_quality.SHARED_DATASETS_DIR / "instacart" / "items.csv.gz").exists(),
+    reason="shared Instacart catalogue not found",
+)
+def test_matched_step_tiny(tmp_path):
+    out = tmp_path / "categories.json"
+    res = _run(["benchmarks.bench_categories_quality", "--tiny", "--only", "matched", "--out",
+                str(out)], tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    step = json.loads(out.read_text())["steps"]["matched"]
+    assert step["status"] == "ok", step["reason"]
+    fits = step["info"]["fits"]
+    assert set(fits) == {"5-way 5-shot", "5-way 1-shot", "all-way 5-shot"}
+    assert all(f["n_sets"] == 3 and f["extrapolated"] for f in fits.values())  # fake encoder
+    assert len(step["info"]["natural_5way_5shot"]) == 2
+
+
+def test_matched_fit_reads_the_line_at_the_reference():
+    """Engine = 0.2 + 0.8 * plain over the sets: read at plain 0.86 / 0.63 exactly."""
+    rng = np.random.default_rng(0)
+    results = []
+    for _ in range(30):
+        p5, pall = rng.uniform(0.75, 0.9), rng.uniform(0.45, 0.68)
+        results.append({"plain 5-way 5-shot": p5, "plain all-way 5-shot": pall,
+                        "metarec 5-way 5-shot": 0.2 + 0.8 * p5, "metarec 5-way 1-shot": p5 - 0.1,
+                        "metarec all-way 5-shot": 0.1 + 1.0 * pall})  # fmt: skip
+    fits = bench_categories_quality.matched_fits(results, boot=50)
+    assert fits["5-way 5-shot"]["at_reference"] == pytest.approx(0.2 + 0.8 * 0.86, abs=1e-4)
+    assert fits["5-way 1-shot"]["at_reference"] == pytest.approx(0.76, abs=1e-4)
+    assert fits["all-way 5-shot"]["at_reference"] == pytest.approx(0.73, abs=1e-4)
+    lo, hi = fits["all-way 5-shot"]["interval"]
+    assert lo <= 0.73 <= hi and not fits["all-way 5-shot"]["extrapolated"]
+    assert fits["5-way 5-shot"]["near_n"] == sum(abs(r["plain 5-way 5-shot"] - 0.86) <= 0.02
+                                               for r in results)  # fmt: skip
+    latest = {"figures": {}, "sections": {"categories_quality": {"steps": {
+        "matched": {"mode": "full", "info": {"fits": fits, "natural_5way_5shot": [
+            {"departments": ["a"], "metarec": 0.92, "plain": 0.85}]}}}}}}  # fmt: skip
+    text = report.render(latest)
+    assert "| 5-way 5-shot | 0.86 | 0.888 |" in text and "| met |" in text
+    assert "| 5-way 1-shot | 0.86 | 0.760 |" in text and "| not met |" in text
+    assert "on 1 of the sets within 0.02 of the reference: engine 0.920" in text
 
 
 @pytest.mark.gpu

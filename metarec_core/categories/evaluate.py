@@ -116,6 +116,29 @@ class HeldOut:
         self.name_texts = list(name_texts)  # (C,) category names (for support tuning)
         self.rows = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
 
+    @classmethod
+    def select(
+        cls,
+        x: np.ndarray,
+        texts: Sequence[str],
+        labels: np.ndarray,
+        names: np.ndarray,
+        name_texts: Sequence[str],
+        mask: np.ndarray,
+    ) -> HeldOut:
+        """The items of a catalogue where ``mask`` (N,) is true, their categories renumbered
+        0..C-1; ``labels`` (N,) index the catalogue's ``names`` (all categories, (K, D))."""
+        ids = np.unique(labels[mask])
+        local = -np.ones(len(names), np.int64)
+        local[ids] = np.arange(len(ids))
+        return cls(
+            x[mask],
+            [t for t, m in zip(texts, mask, strict=True) if m],
+            local[labels[mask]],
+            names[ids],
+            [name_texts[i] for i in ids],
+        )
+
     def task(
         self,
         classes: Sequence[int],

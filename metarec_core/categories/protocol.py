@@ -77,15 +77,7 @@ def evaluate_categories(
     plain = CategoryModel.plain()
 
     test_ids = np.unique(y[mask])
-    local = -np.ones(len(cats), np.int64)
-    local[test_ids] = np.arange(len(test_ids))
-    data = ev.HeldOut(
-        x[mask],
-        [t for t, m in zip(texts, mask, strict=True) if m],
-        local[y[mask]],
-        names[test_ids],
-        [cats[i] for i in test_ids],
-    )
+    data = ev.HeldOut.select(x, texts, y, names, cats, mask)
     tuner = tunable_encoder(config, encoder)  # None: no support tuning (not MiniLM, or off)
     methods: dict[str, ev.Method] = {"metarec": ev.engine_method(model, encoder=tuner)}
     if tuner is not None:  # what support tuning adds, measured on the same tasks
