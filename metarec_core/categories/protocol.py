@@ -76,7 +76,6 @@ def evaluate_categories(
     model = CategoryModel(config, matrix, temperature, "", report)
     plain = CategoryModel.plain()
 
-    test_ids = np.unique(y[mask])
     data = ev.HeldOut.select(x, texts, y, names, cats, mask)
     tuner = tunable_encoder(config, encoder)  # None: no support tuning (not MiniLM, or off)
     methods: dict[str, ev.Method] = {"metarec": ev.engine_method(model, encoder=tuner)}
@@ -95,7 +94,7 @@ def evaluate_categories(
         rows += ev.one_category_eval(data, {"metarec": model, "plain-prototypes": plain}, k, seed=k)
     info = {
         "held_out": list(held_out),
-        "held_out_categories": [cats[i] for i in test_ids],
+        "held_out_categories": list(data.name_texts),
         "n_train_categories": int(len(train_ids)),
         "n_test_items": int(mask.sum()),
         "meta_train_seconds": round(train_s, 1),
