@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo run test test-fast lint format bench bench-quick clean
+.PHONY: venv dev demo run test test-fast lint format bench bench-quick clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +16,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(DEVSTAMP): $(STAMP) requirements-dev.txt
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $(DEVSTAMP)
+
 venv: $(STAMP)
+
+dev: $(DEVSTAMP)
 
 demo: venv
 	$(VPY) -m metarec_core demo --if-missing
@@ -24,24 +31,24 @@ run: demo
 	$(VPY) -m streamlit run app.py --server.address 127.0.0.1 --server.port 8501 \
 	  --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
 
-test: venv
+test: dev
 	$(VPY) -m pytest -q -ra
 
-test-fast: venv
+test-fast: dev
 	$(VPY) -m pytest -q -m "not slow and not browser"
 
-lint: venv
+lint: dev
 	$(VPY) -m ruff check .
 	$(VPY) -m ruff format --check .
 
-format: venv
+format: dev
 	$(VPY) -m ruff format .
 	$(VPY) -m ruff check --fix .
 
-bench: venv
+bench: dev
 	$(VPY) -m benchmarks.run_all
 
-bench-quick: venv
+bench-quick: dev
 	$(VPY) -m benchmarks.run_all --quick
 
 clean:
