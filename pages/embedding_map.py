@@ -9,6 +9,7 @@ from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import HANDOFF_CATEGORY, HANDOFF_USER, context
 from pages._shared.errors import error_boundary
+from pages._shared.plain import plain
 from pages._shared.progress import StreamlitProgress
 
 ctx = context()
@@ -19,8 +20,9 @@ items = res.catalogue(ctx.db, dataset)
 K_MAP = 3  # support size of a user picked on the map
 
 
-def _adapted(user: str) -> services.AdaptResult | None:
-    """A held-out user adapted by the active model (kept for this session, per model and user)."""
+def _adapted(user: str) -> tuple[services.AdaptResult, services.Replay] | None:
+    """A held-out user adapted by the active model, with the replay of their first actions
+    (kept for this session, per model and user)."""
     key = (ctx.model.name, user)
     memo = st.session_state.setdefault("map_adapted", {})
     if key not in memo:
@@ -29,7 +31,10 @@ def _adapted(user: str) -> services.AdaptResult | None:
             inter = res.interactions(ctx.db, dataset)
             history = inter[inter["user_id"] == user]
             memo.clear()  # one user at a time is enough
-            memo[key] = services.adapt_held_out(model, items, history, K_MAP)
+            memo[key] = (
+                services.adapt_held_out(model, items, history, K_MAP),
+                services.replay_held_out(model, items, history),
+            )
     return memo.get(key)
 
 
@@ -78,26 +83,32 @@ st.caption(
 )
 
 overlays = [imap.prototypes]
-result = None
+result, replayed = None, None
 if user_choice == LAB_USER:
-    result = st.session_state.get("cs_result")
+    result, replayed = st.session_state.get("cs_result"), st.session_state.get("cs_replay")
 elif user_choice != NOBODY:
-    result = _adapted(str(user_choice))
-if result is not None:
+    result, replayed = _adapted(str(user_choice)) or (None, None)
+if result is not None or replayed is not None:
     overlays.append(
         services.map_overlay(
             imap,
             items,
-            result.support["item_id"].astype(str).tolist(),
-            result.before,
-            result.after,
+            result.support["item_id"].astype(str).tolist() if result is not None else None,
+            result.before if result is not None else None,
+            result.after if result is not None else None,
             encoder=res.encoder(res.encoder_name()),
+            steps=[f.recs for f in replayed.frames] if replayed is not None else None,
         )
     )
+    if replayed is not None:
+        st.caption(
+            f"The dotted line is {plain(replayed.user)}'s path through the replay: where their list sits "
+            f"after 0, 1, … {len(replayed.frames) - 1} actions."
+        )
 elif user_choice == LAB_USER:
     st.caption(
-        "Adapt a user in the Cold-Start Lab, or pick a held-out user above, to see it here "
-        "(support ★, before/after ✕, recommended ○)."
+        "Adapt or replay a shopper in the Cold-Start Lab, or pick a held-out user above, to see "
+        "it here (support ★, before/after ✕, recommended ○, path through the replay ●)."
     )
 
 event = st.plotly_chart(

@@ -14,17 +14,19 @@ handful of interactions and with **new product categories** that have only a few
 
 **There is no data in the store yet.** Either
 
-1. import the demo data (MovieLens-100K, 1,682 movies, 100,000 ratings) with the button below, or
+1. import the demo shops with the button below: a beauty shop (Amazon Beauty: 22,363 shoppers,
+   12,101 products) for new shoppers and a grocery catalogue (Instacart products in 98 aisles) for
+   new categories; they ship with MetaRec, nothing is downloaded; or
 2. from a terminal, stop the app and run `make demo` (or
    `python -m metarec_core demo --if-missing`), or import your own files with
    `python -m metarec_core import --help`, then start the app again.
 
-On the first start with data, MetaRec trains small demo models in the background (a minute or two
-on a laptop CPU) so the labs and the map work right away; the sidebar shows the progress.
+On the first start with data, MetaRec trains the shop's demo models in the background (a few
+minutes on a laptop CPU); the sidebar shows the progress and the labs open when they are ready.
 """
 )
 st.caption(f"Store: `{res.paths().db_path}`")
-if st.button("Import the demo data (ml-100k)", type="primary", key="welcome_import"):
+if st.button("Import the demo shops", type="primary", key="welcome_import"):
     res.close_store()
     bar = StreamlitProgress("Importing the demo data…")
     services.import_demo(res.paths(), progress=bar)

@@ -20,7 +20,7 @@ from app_support import (  # noqa: F401
 )
 
 from metarec_core import jobs, services
-from metarec_core.config import PROJECT_ROOT, Paths
+from metarec_core.config import Paths
 
 
 def _wait_for_jobs(paths: Paths, timeout: float = 180) -> list[jobs.JobView]:
@@ -155,18 +155,14 @@ def test_errors_are_clear_messages_never_tracebacks():
     at.text_input(key="cs_user_typed").set_value("nobody").run()
     at.button(key="cs_adapt").click().run()
     assert not at.exception
-    assert any("No user 'nobody'" in e.value for e in at.error)
+    assert any("No shopper 'nobody'" in e.value for e in at.error)
     at.text_input(key="cs_user_typed").set_value("u0").run()  # a warm user: a fair warning
     at.button(key="cs_adapt").click().run()
     assert not at.exception and at.session_state["cs_result"].user == "u0"
 
 
 @pytest.mark.slow
-def test_welcome_page_imports_the_demo_data(tmp_path, monkeypatch):
-    wheels = PROJECT_ROOT / "data" / "cache" / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "wheels").symlink_to(wheels, target_is_directory=True)
+def test_welcome_page_imports_the_demo_shops_and_opens_on_the_shop(tmp_path, monkeypatch):
     monkeypatch.setenv("METAREC_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("METAREC_DB", raising=False)
     for k, v in ENV.items():
@@ -174,10 +170,11 @@ def test_welcome_page_imports_the_demo_data(tmp_path, monkeypatch):
     at = app_test(timeout=300)
     assert at.title[0].value == "Welcome to MetaRec"
     at.button(key="welcome_import").click().run()
-    if at.error and "cannot download" in at.error[0].value:
-        pytest.skip("no network for the recbole wheel")
     assert_clean(at)
-    assert at.title[0].value == "Overview · ml-100k"
+    assert at.title[0].value == "Overview · beauty-shop"
+    assert at.sidebar.selectbox(key="app_dataset").options == ["beauty-shop", "grocery-shop"]
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Users"] == "22,363"
 
 
 def _select_on_map(at, item_ids: list[str]) -> None:
@@ -198,8 +195,11 @@ def test_a_map_selection_becomes_a_new_user_or_a_new_category():
     user = label.removeprefix("held-out user ")
     at.selectbox(key="map_user").set_value(user).run()
     assert_clean(at)
-    (adapted,) = at.session_state["map_adapted"].values()
+    ((adapted, replayed),) = at.session_state["map_adapted"].values()
     assert adapted.user == user and len(adapted.support) == 3
+    assert replayed.user == user and replayed.frames[0].step == 0
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "user's path (step)" in chart and any("path through the replay" in c.value for c in at.caption)
     _select_on_map(at, ["1", "2", "3"])
     assert any("3 items selected" in m.value for m in at.markdown)
     next(b for b in at.button if b.key == "map_to_user").click().run()
@@ -208,7 +208,7 @@ def test_a_map_selection_becomes_a_new_user_or_a_new_category():
     assert at.session_state["cs_custom_items"] == ["1", "2", "3"]
     # AppTest stays on the page it ran last; the browser follows st.switch_page by itself
     at.switch_page("pages/coldstart_lab.py").run()
-    at.button(key="cs_adapt_new").click().run()
+    at.button(key="cs_adapt").click().run()
     assert_clean(at)
     assert list(at.session_state["cs_result"].support["item_id"]) == ["1", "2", "3"]
     at.switch_page("pages/embedding_map.py").run()  # now with the adapted user drawn on it

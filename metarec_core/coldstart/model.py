@@ -115,6 +115,37 @@ class ColdStartModel:
             elapsed_s=time.perf_counter() - t0,
         )
 
+    def recommend_steps(
+        self, support: pd.DataFrame, steps: list[int], top: int = 20, method: str = "adapted"
+    ) -> Recommendations:
+        """Rank after each prefix of each user's support (user_id, item_id[, position]): step k
+        adapts to the first k known items (k = 0: no history, so bestsellers). A user with fewer
+        known items than a step stops at their last one; unknown items are skipped and counted.
+
+        ``frame`` gains a ``step`` column after ``user_id``; ``fallback_users`` lists users with
+        no known item (they get step 0 only).
+        """
+        t0 = time.perf_counter()
+        if method not in METHODS:
+            raise ValidationError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
+        if not isinstance(top, int) or top < 1:
+            raise ValidationError(f"top must be a positive integer, got {top!r}")
+        users, supports, skipped = parse_support(support, self.index)
+        keys = [(u, k) for u, s in zip(users, supports, strict=True) for k in steps if k <= len(s)]
+        rows = dict(zip(users, supports, strict=True))
+        prefixes = [rows[u][:k] for u, k in keys]
+        ranked = rank_users(self, prefixes, method, top)
+        frame = self._frame([u for u, _ in keys], ranked, [len(p) == 0 for p in prefixes])
+        frame.insert(1, "step", np.repeat([k for _, k in keys], ranked.items.shape[1]))
+        return Recommendations(
+            frame=frame.astype({"step": np.int64}),
+            method=method,
+            fallback_users=[u for u, s in zip(users, supports, strict=True) if len(s) == 0],
+            skipped_items=int(sum(skipped.values())),
+            skipped_by_user=skipped,
+            elapsed_s=time.perf_counter() - t0,
+        )
+
     def _frame(self, users: list[str], ranked, fallback: list[bool]) -> pd.DataFrame:
         u, top = ranked.items.shape
         ids = self.catalogue.item_ids

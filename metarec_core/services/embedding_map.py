@@ -95,9 +95,14 @@ def map_overlay(
     after: pd.DataFrame | None = None,
     encoder=None,
     top: int = 10,
+    steps: list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Markers for a user on the map: support items, recommended items, and the user itself
-    before / after adaptation (placed at the rank-weighted centre of its top recommendations)."""
+    before / after adaptation (placed at the rank-weighted centre of its top recommendations).
+
+    ``steps``: the replay's lists (step 0, 1, …); the user's place after each becomes a point of
+    kind "path", in order, so the figure can draw the user's path through the steps.
+    """
     from metarec_core.embed.service import embed_texts
 
     rows: list[dict] = []
@@ -138,24 +143,23 @@ def map_overlay(
 
     if support_ids:
         _add(support_ids, "support")
-    for name, recs in (("before", before), ("after", after)):
-        if recs is None or recs.empty:
-            continue
+
+    def _centre(recs: pd.DataFrame, label: str, kind: str) -> None:
         ids = recs.sort_values("rank")["item_id"].astype(str).head(top).tolist()
-        if name == "after":
-            _add(ids, "recommended")
         xy = _xy(ids)
         pts = [(xy[i], 1.0 / (r + 1)) for r, i in enumerate(ids) if i in xy]
         if pts:
             w = np.array([p[1] for p in pts])
             c = np.average(np.array([p[0] for p in pts]), axis=0, weights=w)
-            rows.append(
-                {
-                    "x": float(c[0]),
-                    "y": float(c[1]),
-                    "label": f"user {name} adaptation",
-                    "kind": name,
-                    "item_id": "",
-                }
-            )
-    return pd.DataFrame(rows, columns=["x", "y", "label", "kind", "item_id"])
+            rows.append({"x": float(c[0]), "y": float(c[1]), "label": label, "kind": kind})
+
+    for name, recs in (("before", before), ("after", after)):
+        if recs is None or recs.empty:
+            continue
+        if name == "after":
+            _add(recs.sort_values("rank")["item_id"].astype(str).head(top).tolist(), "recommended")
+        _centre(recs, f"user {name} adaptation", name)
+    for k, recs in enumerate(steps or []):
+        _centre(recs, f"step {k}", "path")
+    out = pd.DataFrame(rows, columns=["x", "y", "label", "kind", "item_id"])
+    return out.fillna({"item_id": ""})

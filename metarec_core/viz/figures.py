@@ -251,7 +251,7 @@ def embedding_map(
     """Items as small dots coloured by category, with labelled overlay markers on top.
 
     points: x, y, item_id, title, category.  overlays: x, y, label, kind (prototype | support |
-    before | after | recommended), optional item_id.
+    before | after | recommended | path), optional item_id; "path" points are joined in order.
     """
     if points.empty:
         return empty_figure("no items to map", height=height)
@@ -282,17 +282,23 @@ def embedding_map(
         "before": dict(symbol="x", size=16, color=BEFORE, line=dict(width=2, color="black")),
         "after": dict(symbol="x", size=18, color=AFTER, line=dict(width=2, color="black")),
         "selected": dict(symbol="square-open", size=11, color="#06d6a0", line=dict(width=2)),
+        "path": dict(symbol="circle", size=9, color=AFTER, line=dict(width=1, color="black")),
     }
     if overlays is not None and not overlays.empty:
         for kind, d in overlays.groupby("kind", sort=False):
+            labelled = kind in ("prototype", "before", "after", "path")
+            mode = "markers+text" if labelled else "markers"
             fig.add_trace(
                 go.Scatter(
                     x=d["x"],
                     y=d["y"],
-                    mode="markers+text" if kind in ("prototype", "before", "after") else "markers",
-                    text=d["label"] if kind in ("prototype", "before", "after") else None,
+                    mode="lines+" + mode if kind == "path" else mode,
+                    text=d["label"].str.removeprefix("step ")
+                    if kind == "path"
+                    else (d["label"] if labelled else None),
                     textposition="bottom center" if kind == "before" else "top center",
-                    name=str(kind),
+                    line=dict(color=AFTER, width=2, dash="dot") if kind == "path" else None,
+                    name="user's path (step)" if kind == "path" else str(kind),
                     marker=styles.get(str(kind), dict(size=10)),
                     hovertext=d["label"],
                     hoverinfo="text",

@@ -56,8 +56,8 @@ def context() -> AppContext:
     store = res.get_store()
     names = services.dataset_names(store)
     dataset = st.session_state.get(DATASET_KEY)
-    if dataset not in names:
-        dataset = names[0] if names else None
+    if dataset not in names:  # open on the demo shop when it is there
+        dataset = services.DEMO_DATASET if services.DEMO_DATASET in names else (names or [None])[0]
     model = None
     if dataset:
         models = {m.name: m for m in services.list_models(res.paths(), dataset, "coldstart")}
