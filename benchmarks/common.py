@@ -43,6 +43,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "train_categories_instacart_s": ("<=", 600.0, "s"),
     "umap_5k_cold_s": ("<=", 20.0, "s"),
     "explorer_10m_p50_ms": ("<=", 200.0, "ms"),
+    "demo_model_ready_s": ("<=", 300.0, "s"),
+    "demo_lift_noadapt_low": (">", 0.0, "NDCG@10"),
+    "demo_lift_popularity_low": (">", 0.0, "NDCG@10"),
+    "adapt_render_s": ("<=", 1.5, "s"),
+    "replay_render_s": ("<=", 3.0, "s"),
 }
 
 
@@ -126,7 +131,7 @@ def target_met(key: str, value: float | None) -> bool | None:
     if key not in TARGETS or value is None:
         return None
     op, bound, _ = TARGETS[key]
-    return value <= bound if op == "<=" else value >= bound
+    return {"<=": value <= bound, ">=": value >= bound, ">": value > bound}[op]
 
 
 # ---- machine -----------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def _targets(latest: dict[str, Any]) -> str:
     if missed:
         out += "\n\nMissed targets:\n" + "\n".join(
             f"- `{k}` = {fmt(figs[k]['median'])} {TARGETS[k][2]} (target "
-            f"{'≤' if TARGETS[k][0] == '<=' else '≥'} {TARGETS[k][1]:g}): "
+            f"{ {'<=': '≤', '>=': '≥'}.get(TARGETS[k][0], TARGETS[k][0])} {TARGETS[k][1]:g}): "
             f"{LIMITS.get(k, 'cause not analysed yet.')}"
             for k in missed
         )

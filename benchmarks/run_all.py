@@ -38,6 +38,7 @@ BENCHES = {
     "scale": "bench_scale",
     "coldstart": "bench_coldstart_quality",
     "categories": "bench_categories_quality",
+    "demo": "bench_demo",
 }
 TIMEOUT_S = {"tiny": 600, "quick": 3600, "full": 6 * 3600}
 
@@ -105,7 +106,7 @@ def _target_text(key: str) -> str | None:
     if key not in TARGETS:
         return None
     op, bound, unit = TARGETS[key]
-    return f"{'≤' if op == '<=' else '≥'} {bound:g} {unit}"
+    return f"{ {'<=': '≤', '>=': '≥'}.get(op, op)} {bound:g} {unit}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,14 +121,20 @@ def test_reports_from_both_labs_are_self_contained_html():
     at = app_test()
     at.switch_page("pages/coldstart_lab.py").run()
     at.button(key="cs_adapt").click().run()
+    at.button(key="cs_rp_run").click().run()
     at.button(key="cs_co_run").click().run()
     assert_clean(at)
     assert any(b.proto.label.startswith("Download stakeholder report") for b in _downloads(at))
     result, cohort = at.session_state["cs_result"], at.session_state["cs_cohort"]
-    page = services.coldstart_report(result, DATASET, cohort)
+    replayed = at.session_state["cs_replay"]
+    page = services.coldstart_report(result, DATASET, cohort, replayed)
     assert page.startswith("<!DOCTYPE html>") and "Plotly.newPlot" in page
     assert "<script src=" not in page  # nothing fetched from the network
     assert str(result.after["title"].iloc[0]) in page
+    assert "Click-by-click replay" in page and "Step 0: no history yet" in page
+    last = replayed.frames[-1]
+    assert f"Step {last.step}: after" in page and "hits so far" in page
+    assert "Lift of adaptation, user by user" in page and "95% low" in page
     at.switch_page("pages/category_lab.py").run()
     at.multiselect(key="cat_chosen").set_value(["Fruit", "Tools"])
     at.button(key="cat_run_btn").click().run()

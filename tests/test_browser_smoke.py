@@ -41,7 +41,7 @@ BROWSER_ARGS = [
 ]
 PAGES = ["Overview", "Data Explorer", "Cold-Start Lab", "New Category Lab", "Embedding Map"]
 PAGES += ["Training & Runs"]
-DEMO_MODEL_WAIT_S = 240  # the quick demo training takes ~30 s on an idle 2-core machine
+DEMO_MODEL_WAIT_S = 420  # the quick demo training of the shop takes about a minute on 2 idle cores
 
 if not CHROMIUM.exists():
     pytest.skip(
@@ -218,7 +218,7 @@ def _click_through(s: Session, url: str) -> None:
     page = s.page
     t0 = time.perf_counter()
     page.goto(url)
-    s.main.locator("h1", has_text="Overview · ml-100k").wait_for(timeout=30_000)
+    s.main.locator("h1", has_text="Overview · beauty-shop").wait_for(timeout=30_000)
     s.timings["first_page_heading_s"] = time.perf_counter() - t0
     s.ready("Overview")
     s.timings["first_page_complete_s"] = time.perf_counter() - t0
@@ -258,12 +258,18 @@ def _click_through(s: Session, url: str) -> None:
     s.timings["adapt_click_to_results_s"] = time.perf_counter() - t0
     s.timings["adapt_attempts"] = attempt
     s.no_traceback("Cold-Start Lab after Adapt")
-    for heading in ("Before (", "After ("):  # the lists side by side
+    for heading in ("Before: bestsellers", "After: adapted"):  # the lists side by side
         s.main.get_by_text(heading, exact=False).first.wait_for(timeout=30_000)
-    s.main.get_by_test_id("stDataFrame").nth(1).wait_for(timeout=30_000)
     s.main.get_by_test_id("stPlotlyChart").nth(1).wait_for(timeout=30_000)  # loss, mix
     s.idle()
+    before, after = _result_tables(s)
+    assert len(before) == len(after) == 10, (before, after)
+    assert [r["title"] for r in before] != [r["title"] for r in after]
+    assert {r["change"] for r in after} - {"new", "="} <= {
+        r["change"] for r in after if r["change"][:1] in "▲▼"
+    }
     s.shot("coldstart-adapted")
+    _replay(s)
     _download_report(s, "cold-start")
 
     # The map, now with the adapted user on it (the first projection pays UMAP's compile).
@@ -287,6 +293,42 @@ def _click_through(s: Session, url: str) -> None:
     s.go("Training & Runs")
     s.no_traceback("Training & Runs")
     s.shot("training-models")
+
+
+def _tables(s: Session) -> list[list[dict[str, str]]]:
+    """Every st.dataframe on the page as rows of {column: text}, read from the grid's
+    accessible table (the cells themselves are drawn on a canvas)."""
+    out = []
+    for n in range(s.main.get_by_test_id("stDataFrame").count()):
+        grid = s.main.get_by_test_id("stDataFrame").nth(n).locator("table")
+        head = [h.strip() for h in grid.locator("thead th").all_inner_texts()]
+        rows = [
+            [c.strip() for c in r.locator("td").all_inner_texts()]
+            for r in grid.locator("tbody tr").all()
+        ]
+        out.append([dict(zip(head, r, strict=False)) for r in rows if r])
+    return out
+
+
+def _result_tables(s: Session) -> tuple[list[dict], list[dict]]:
+    """The Cold-Start Lab's before and after lists (after: the one with rank changes)."""
+    tables = [t for t in _tables(s) if t and "bought later" in t[0]]
+    before = [t for t in tables if "change" not in t[0]]
+    after = [t for t in tables if "change" in t[0] and "from the shopper's actions" in t[0]]
+    assert len(before) == 1 and len(after) >= 1, [list(t[0]) for t in _tables(s) if t]
+    return before[0], after[0]
+
+
+def _replay(s: Session) -> None:
+    """The replay tab steps through the default shopper's first actions."""
+    s.main.get_by_role("tab", name="Replay, click by click").click()
+    t0 = time.perf_counter()
+    s.main.get_by_role("button", name="Replay", exact=True).click()
+    s.main.get_by_text("Hits so far", exact=False).first.wait_for(timeout=60_000)
+    s.timings["replay_click_to_results_s"] = time.perf_counter() - t0
+    s.idle()
+    s.no_traceback("Cold-Start Lab after Replay")
+    s.shot("coldstart-replay")
 
 
 def _download_report(s: Session, name: str) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.config import Paths
 from metarec_core.errors import ConflictError, ValidationError
 from metarec_core.types import Progress
@@ -197,13 +198,13 @@ def start_training(
     return start_job(spec, frames, paths)
 
 
-# Settings of the models trained automatically on first start (a minute or two on 2 cores):
-# the engine's defaults, but with a bounded number of meta-training steps (the engine's own
-# min_steps=200 takes ~10 minutes on ml-100k here; 32 is what the demo used before).
+# Settings of the models trained automatically on first start: the engine's defaults, with fewer
+# meta-training steps on small logs (min_steps=200 takes ~10 minutes on ml-100k on 2 cores; a
+# log of the demo shop's size reaches 200 steps in its 3 epochs anyway).
 DEMO_COLDSTART: dict = {"min_steps": 32}
 DEMO_CATEGORIES = {"episodes": 400}
 # METAREC_DEMO_TRAINING=quick (the browser smoke test): the same path with smaller settings.
-DEMO_QUICK_COLDSTART = {"epochs": 2, "dim": 32, "min_steps": 0}
+DEMO_QUICK_COLDSTART = {"epochs": 1, "dim": 32, "min_steps": 0, "max_steps": 20}
 DEMO_QUICK_CATEGORIES = {"episodes": 60}
 
 
@@ -219,12 +220,17 @@ TRAIN_METHODS = [
     "MAML (second order)",
     "First-order MAML",
 ]
+TRAIN_K_MAX = ColdStartConfig().k_max  # the largest support size a model is trained for
 
 
 def coldstart_overrides(method: str, k: int, epochs: int) -> dict:
-    """ColdStartConfig overrides for the Training page's choices."""
+    """ColdStartConfig overrides for the Training page's choices: Meta-SGD learns its inner rates,
+    both MAML variants keep them fixed; only "MAML (second order)" back-propagates through the
+    inner loop."""
     if method not in TRAIN_METHODS:
         raise ValidationError(f"unknown training method '{method}'")
+    if not 1 <= int(k) <= TRAIN_K_MAX:
+        raise ValidationError(f"k must be between 1 and {TRAIN_K_MAX}, got {k}")
     return {
         "k": int(k),
         "epochs": int(epochs),

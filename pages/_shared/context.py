@@ -166,7 +166,7 @@ def wait_for_model(ctx: AppContext, what: str) -> None:
     view = jobs.read_job(job_id, res.paths()) if job_id else None
     if view is not None and view.active:
         st.info(
-            f"**The demo model is training** in the background (a minute or two on a laptop "
+            f"**The demo model is training** in the background (a few minutes on a laptop "
             f"CPU). {what} opens by itself when it is ready; the other pages work meanwhile."
         )
         _page_progress(job_id, ctx.dataset)
