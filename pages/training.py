@@ -46,7 +46,7 @@ with st.expander("Train a new model", expanded=not services.list_models(paths, d
         )
         c1, c2, c3, c4 = st.columns(4)
         method = c1.selectbox("Inner loop", services.TRAIN_METHODS, key="tr_method")
-        k = c2.number_input("k (support size)", 1, 20, 3, key="tr_k")
+        k = c2.number_input("k (support size)", 1, services.TRAIN_K_MAX, 3, key="tr_k")
         epochs = c3.number_input("Epochs (categories: ×100 episodes)", 1, 50, 8, key="tr_epochs")
         devices = ["auto", "cpu"] + (["cuda"] if device_badge() != "CPU" else [])
         device = c4.selectbox("Device", devices, key="tr_device")

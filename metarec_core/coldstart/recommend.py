@@ -14,7 +14,7 @@ import torch
 
 from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
 from metarec_core.coldstart.net import support_weights
-from metarec_core.coldstart.train import batch_scores, support_penalty
+from metarec_core.coldstart.scoring import batch_scores, support_penalty
 
 NEURAL = ("adapted", "no-adapt", "finetune", "prototype")
 

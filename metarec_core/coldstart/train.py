@@ -15,20 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch.func import vmap
 
 from metarec_core.coldstart import baselines as bl
 from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.coldstart.data import Catalogue, interaction_matrix, pad, user_sequences
 from metarec_core.coldstart.episodes import EaseLOO, UserBatch, support_tensors
-from metarec_core.coldstart.maml import adapt
-from metarec_core.coldstart.net import ColdStartNet, ItemTables, user_scores
+from metarec_core.coldstart.net import ColdStartNet
+from metarec_core.coldstart.scoring import batch_scores, support_penalty
 from metarec_core.device import resolve_device
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 log = logging.getLogger(__name__)
-NEG = -1e9
 LR_RATE_BOOST = 10.0  # outer learning rate of the Meta-SGD log inner rates, relative to cfg.lr
 PATIENCE_STEPS = 60  # stop when validation has not improved for this many steps (>= 1 epoch)
 VAL_MAX_USERS = 1000  # validation users on large logs (5% of the eligible ones up to this)
@@ -114,44 +112,6 @@ def make_batch(
     return UserBatch(support, mask, rank, rows), query.clamp(min=0), (query >= 0).float()
 
 
-def batch_scores(
-    net: ColdStartNet,
-    batch: UserBatch,
-    steps: int,
-    first_order: bool,
-    lr_override: float | None = None,
-    tables: ItemTables | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Scores (B, N) after ``steps`` inner steps (Meta-SGD rates, or a fixed ``lr_override``).
-
-    Returns (scores, support-loss curve (B, steps + 1) or (B, 1) zeros, adapted fast weights).
-    """
-    tables = tables if tables is not None else net.tables()
-    args = batch.args(net.pos)
-    phi = net.init_phi(*batch.support.shape)
-    curve = torch.zeros(batch.support.shape[0], 1)
-    if steps > 0:
-        lrs = net.inner_lrs()
-        if lr_override is not None:
-            lrs = {k: torch.full_like(v, lr_override) for k, v in lrs.items()}
-        else:  # Meta-SGD rates times the learned factor for each user's support size: (B, X)
-            scale = net.size_scale(batch.mask)[:, None]
-            lrs = {k: v[None, :] * scale for k, v in lrs.items()}
-        phi, curve = adapt(phi, args, tables, net.u0, net.mix(), lrs, steps, first_order)
-    scores = vmap(user_scores, in_dims=(0, 0, 0, 0, 0, None, None, None))(
-        phi, *args, tables, net.u0, net.mix()
-    )
-    return scores, curve, phi
-
-
-def support_penalty(batch: UserBatch, n: int | None = None) -> torch.Tensor:
-    """(B, N) zeros with NEG on each user's (valid) support items; ``n`` defaults to the width
-    of the item-item rows (pass it where the rows are zero-width, as for the baselines)."""
-    b, n = batch.support.shape[0], batch.rows.shape[-1] if n is None else n
-    pen = torch.zeros(b, n, device=batch.support.device)
-    return pen.scatter_add(1, batch.support, batch.mask * NEG)
-
-
 def query_loss(
     scores: torch.Tensor, batch: UserBatch, query: torch.Tensor, qmask: torch.Tensor
 ) -> torch.Tensor:
@@ -187,12 +147,7 @@ def train_net(
 ) -> dict:
     """Episodic training (inner_steps > 0: meta-learning; 0: conventional) with best-epoch keeping."""
     rng = np.random.default_rng(cfg.seed + (0 if inner_steps else 7))
-    named = list(net.named_parameters())
-    rates = [p for n, p in named if "log_lr" in n] if inner_steps else []
-    groups = [{"params": [p for n, p in named if "log_lr" not in n]}]
-    if rates:  # the inner learning rates move in log space: a larger step lets them adapt
-        groups.append({"params": rates, "lr": cfg.lr * LR_RATE_BOOST})
-    opt = torch.optim.Adam(groups, lr=cfg.lr)
+    opt = make_optimiser(net, cfg, learn_rates=inner_steps > 0 and cfg.learn_inner_lr)
     n_items = net.text.shape[0]
     per_epoch = max(1, -(-sum(len(s) >= 2 for s in train_seqs) // cfg.batch_size))
     epochs = max(cfg.epochs, -(-cfg.min_steps // per_epoch))
@@ -238,6 +193,20 @@ def train_net(
     if best_state is not None:
         net.load_state_dict(best_state)
     return {"loss": losses, "val_ndcg10": val_curve, "best_epoch": int(np.argmax(val_curve)) + 1}
+
+
+def make_optimiser(net: ColdStartNet, cfg: ColdStartConfig, learn_rates: bool) -> torch.optim.Adam:
+    """Adam over the net's weights: ``weight_decay`` (L2) on the id embeddings only, and the
+    inner learning rates (``log_lr_*``) only when ``learn_rates`` (Meta-SGD); otherwise they
+    stay at ``inner_lr`` (MAML with one fixed rate)."""
+    named = list(net.named_parameters())
+    ids = [p for n, p in named if n in ("id_in", "id_out")]
+    rest = [p for n, p in named if "log_lr" not in n and n not in ("id_in", "id_out")]
+    groups = [{"params": rest}, {"params": ids, "weight_decay": cfg.weight_decay}]
+    if learn_rates:  # the inner learning rates move in log space: a larger step lets them adapt
+        rates = [p for n, p in named if "log_lr" in n]
+        groups.append({"params": rates, "lr": cfg.lr * LR_RATE_BOOST})
+    return torch.optim.Adam(groups, lr=cfg.lr)
 
 
 def stalled(curve: list[float], patience: int) -> bool:
