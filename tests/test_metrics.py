@@ -96,3 +96,15 @@ def test_paired_differences_compare_the_same_users():
     assert loss["diff"] == pytest.approx(-0.01) and loss["high"] < 0 and loss["losses"] == 1.0
     # seed-to-seed noise shared by both methods does not widen the paired interval
     assert gain["high"] - gain["low"] < 1e-9
+
+
+def test_macro_f1_averages_the_chosen_labels():
+    from metarec_core.evaluate.metrics import macro_f1
+
+    truth = ["a", "a", "b", "b", "c"]
+    pred = ["a", "b", "b", "b", "none"]
+    # a: 2/3, b: 4/5, c: 0 (its only product went to "none", which is no label)
+    assert macro_f1(truth, pred) == pytest.approx((2 / 3 + 0.8 + 0) / 3)
+    assert macro_f1(truth, pred, ["a", "b"]) == pytest.approx((2 / 3 + 0.8) / 2)
+    assert macro_f1(truth, truth) == 1.0
+    assert math.isnan(macro_f1([], [], []))

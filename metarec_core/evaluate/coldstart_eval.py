@@ -1,4 +1,10 @@
-"""Run the cold-start protocol end to end: split, train on warm users, rank for cold users, score."""
+"""The one cold-start evaluation: split, train on warm users, rank for cold users, score.
+
+The CLI's ``evaluate``, the benchmarks (``evaluate_dataset``), the models the app trains
+(``evaluate_model`` on their held-out users) and the Lab's cohort view (``per_user_metrics``) all
+rank through ``rank_tasks`` and score through evaluate/protocol.py, so one model scores the same
+everywhere.
+"""
 
 from __future__ import annotations
 
@@ -11,37 +17,71 @@ import numpy as np
 import pandas as pd
 
 from metarec_core.errors import ValidationError
+from metarec_core.evaluate.metrics import mean_ci95
 from metarec_core.evaluate.protocol import (
     EvalReport,
     cold_tasks,
     paired_differences,
+    per_user_scores,
     score_rankings,
     split_users,
     summarise,
-    user_ndcg,
 )
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 log = logging.getLogger(__name__)
 
 
+PER_USER = ("hr@10", "ndcg@10", "recall@20")  # metrics with a value per user (and an interval)
+
+
+def rank_tasks(model, supports: list[list[str]], method: str, top: int = 20) -> list[list[str]]:
+    """Each user's top-``top`` item ids for their support item ids (unknown items skipped)."""
+    from metarec_core.coldstart.recommend import rank_users
+
+    ids, index = model.catalogue.item_ids, model.index
+    support_rows = [np.array([index[i] for i in s if i in index], np.int64) for s in supports]
+    return [list(ids[r]) for r in rank_users(model, support_rows, method, top).items]
+
+
+def per_user_metrics(
+    model, interactions: pd.DataFrame, k: int, methods, users: list[str] | None = None
+) -> pd.DataFrame:
+    """HR@10, NDCG@10 and Recall@20 of each method for each user (support = their first k).
+
+    ``users`` limits the users (default: everyone in ``interactions``); users with nothing
+    after their support are left out. Columns: user_id, method, hr@10, ndcg@10, recall@20.
+    """
+    users = interactions["user_id"].unique() if users is None else users
+    ids, supports, queries = cold_tasks(interactions, users, k)
+    frames = []
+    for method in methods:
+        rankings = rank_tasks(model, supports, method)
+        frames.append(
+            pd.DataFrame({"user_id": ids, "method": method, **per_user_scores(rankings, queries)})
+        )
+    if not frames:
+        return pd.DataFrame(columns=["user_id", "method", *PER_USER])
+    return pd.concat(frames, ignore_index=True)
+
+
 def evaluate_model(
     model,
     interactions: pd.DataFrame,
-    cold: np.ndarray,
+    cold,
     ks: Sequence[int],
     methods: Sequence[str],
     progress: Progress = no_progress,
     per_user: dict | None = None,
 ) -> list[dict]:
-    """Metrics rows (method, k, n_users, metrics..., seconds) of a trained model on cold users.
+    """Metrics rows of a trained model on its cold users: method, k, n_users, each metric's
+    mean (HR@10, NDCG@10 and Recall@20 also with ``<metric>_lo`` / ``_hi``, a 95% interval
+    over users), coverage@10, mean_pop@10, seconds.
 
     ``per_user``, when given, receives each (method, k)'s per-user NDCG@10 (users in one order
     for every method), for paired comparisons.
     """
-    from metarec_core.coldstart.recommend import rank_users
-
-    ids, index = model.catalogue.item_ids, model.index
+    ids = model.catalogue.item_ids
     popularity = {str(i): float(c) for i, c in zip(ids, model.pop, strict=True)}
     rows = []
     for k in ks:
@@ -49,16 +89,17 @@ def evaluate_model(
         if not users:
             log.warning("k=%d: no cold user has more than %d interactions", k, k)
             continue
-        support_rows = [np.array([index[i] for i in s if i in index], np.int64) for s in supports]
         for n, method in enumerate(methods):
             t0 = time.perf_counter()
-            ranked = rank_users(model, support_rows, method, 20)
-            rankings = [list(ids[r]) for r in ranked.items]
+            rankings = rank_tasks(model, supports, method)
+            scores = per_user_scores(rankings, queries)
             row = {"method": method, "k": int(k), "n_users": len(users)}
-            ndcg = user_ndcg(rankings, queries)
-            row.update(score_rankings(rankings, queries, len(ids), popularity, ndcg))
+            row.update(score_rankings(rankings, queries, len(ids), popularity, scores["ndcg@10"]))
+            for metric in PER_USER:
+                mean, half = mean_ci95(scores[metric])
+                row.update({f"{metric}_lo": mean - half, f"{metric}_hi": mean + half})
             if per_user is not None:
-                per_user[(method, int(k))] = ndcg
+                per_user[(method, int(k))] = scores["ndcg@10"]
             row["seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
             progress(

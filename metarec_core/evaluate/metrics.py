@@ -61,3 +61,17 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
 
     half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
     return float(x.mean()), float(half)
+
+
+def macro_f1(truth: Sequence, pred: Sequence, labels: Sequence | None = None) -> float:
+    """Macro-averaged F1 (scikit-learn's) over ``labels`` (default: the classes in ``truth``).
+
+    Each label counts equally; a prediction outside ``labels`` (e.g. "none of these") is a miss
+    for its true class. NaN when there is no label to average over.
+    """
+    from sklearn.metrics import f1_score
+
+    labels = list(np.unique(np.asarray(truth))) if labels is None else list(labels)
+    if not labels:
+        return float("nan")
+    return float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))

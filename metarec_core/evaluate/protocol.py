@@ -21,7 +21,8 @@ from metarec_core.evaluate import metrics as M
 
 log = logging.getLogger(__name__)
 METRICS = ("hr@10", "ndcg@10", "recall@20", "coverage@10", "mean_pop@10")
-COLD_SHARE, MAX_COLD = 0.10, 2000
+COLD_SHARE, MAX_COLD = 0.10, 2000  # of users held out as new users, and at most this many
+MIN_INTERACTIONS = 2  # a user can be held out with at least this many (support + 1 query)
 
 
 @dataclass
@@ -73,34 +74,36 @@ def _jsonable(v):
 def split_users(interactions: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(warm, cold) user ids: a seeded random 10% of users (at most 2,000) are cold.
 
-    Uses the data layer's split (users with at least 2 interactions can be cold), so the split is
-    the same for every k and identical to the one other MetaRec tools use.
+    Uses the data layer's split (users with at least ``MIN_INTERACTIONS`` interactions can be
+    cold), so the split is the same for every k; the CLI, the benchmarks and the models the app
+    trains all hold out users through this function.
     """
     from metarec_core.data.splits import split_users as shared_split
 
     split = shared_split(
-        interactions, cold_fraction=COLD_SHARE, max_cold=MAX_COLD, seed=seed, min_interactions=2
+        interactions,
+        cold_fraction=COLD_SHARE,
+        max_cold=MAX_COLD,
+        seed=seed,
+        min_interactions=MIN_INTERACTIONS,
     )
     return np.asarray(split.warm, dtype=object), np.asarray(split.cold, dtype=object)
 
 
 def cold_tasks(
-    interactions: pd.DataFrame, cold: np.ndarray, k: int
+    interactions: pd.DataFrame, cold, k: int
 ) -> tuple[list[str], list[list[str]], list[list[str]]]:
-    """(user ids, support item ids, query item ids) of cold users with a non-empty query."""
-    df = interactions[interactions["user_id"].isin(set(cold))].sort_values(
-        ["user_id", "position"], kind="stable"
-    )
-    users, supports, queries = [], [], []
-    for uid, g in df.groupby("user_id", sort=True):
-        seq = g["item_id"].astype(str).tolist()
-        support = seq[:k]
-        query = [i for i in pd.unique(np.asarray(seq[k:], dtype=object)) if i not in set(support)]
-        if query:
-            users.append(str(uid))
-            supports.append(support)
-            queries.append(query)
-    return users, supports, queries
+    """(user ids, support item ids, query item ids) of the ``cold`` users with a non-empty query
+    (support = the first k interactions, query = later distinct items; data.splits.support_query)."""
+    from metarec_core.data.splits import support_query
+
+    df = interactions[interactions["user_id"].isin(set(cold))]
+    support, query = support_query(df, k)
+    if support.empty:
+        return [], [], []
+    s = support["item_id"].astype(str).groupby(support["user_id"], sort=True).apply(list)
+    q = query["item_id"].astype(str).groupby(query["user_id"], sort=True).apply(list)
+    return [str(u) for u in s.index], s.tolist(), q.loc[s.index].tolist()
 
 
 def score_rankings(
@@ -113,16 +116,23 @@ def score_rankings(
     """All protocol metrics for one method's top lists (``ndcg``: per-user NDCG@10 when the
     caller has it already)."""
     ndcg = user_ndcg(rankings, queries) if ndcg is None else ndcg
+    pairs = list(zip(rankings, queries, strict=True))
     return {
-        "hr@10": float(
-            np.mean([M.hr_at_k(r, q, 10) for r, q in zip(rankings, queries, strict=True)])
-        ),
+        "hr@10": float(np.mean([M.hr_at_k(r, q, 10) for r, q in pairs])),
         "ndcg@10": float(np.mean(ndcg)),
-        "recall@20": float(
-            np.mean([M.recall_at_k(r, q, 20) for r, q in zip(rankings, queries, strict=True)])
-        ),
+        "recall@20": float(np.mean([M.recall_at_k(r, q, 20) for r, q in pairs])),
         "coverage@10": M.coverage(rankings, n_catalogue, 10),
         "mean_pop@10": M.mean_popularity(rankings, popularity, 10),
+    }
+
+
+def per_user_scores(rankings: list[list[str]], queries: list[list[str]]) -> dict[str, np.ndarray]:
+    """(U,) HR@10, NDCG@10 and Recall@20 of each user's list."""
+    pairs = list(zip(rankings, queries, strict=True))
+    return {
+        "hr@10": np.array([M.hr_at_k(r, q, 10) for r, q in pairs]),
+        "ndcg@10": user_ndcg(rankings, queries),
+        "recall@20": np.array([M.recall_at_k(r, q, 20) for r, q in pairs]),
     }
 
 

@@ -187,17 +187,11 @@ def classify_categories(
 
 
 def _macro_f1(truth: pd.Series, pred: pd.Series, categories: list[str]) -> float | None:
-    if truth.empty:
-        return None
-    scores = []
-    for c in categories:
-        tp = float(((pred == c) & (truth == c)).sum())
-        fp = float(((pred == c) & (truth != c)).sum())
-        fn = float(((pred != c) & (truth == c)).sum())
-        if tp + fp + fn == 0:
-            continue
-        scores.append(2 * tp / max(2 * tp + fp + fn, 1e-12))
-    return float(np.mean(scores)) if scores else None
+    """Macro-F1 over the categories that occur in the truth or the predictions."""
+    from metarec_core.evaluate.metrics import macro_f1
+
+    labels = [c for c in categories if (truth == c).any() or (pred == c).any()]
+    return macro_f1(truth, pred, labels) if labels and not truth.empty else None
 
 
 def _open_set_metrics(preds: pd.DataFrame) -> dict[str, float]:

@@ -14,12 +14,12 @@ import pandas as pd
 
 from metarec_core.errors import ValidationError
 from metarec_core.services.replay import Replay, change_label
-from metarec_core.types import Progress, ProgressEvent, no_progress
+from metarec_core.types import Progress, no_progress
 
 if TYPE_CHECKING:
     pass
 
-from metarec_core.services.data import COLD_FRACTION, MAX_COLD
+from metarec_core.evaluate.coldstart_eval import per_user_metrics
 from metarec_core.services.models import ModelInfo, build_config
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,12 @@ def load_coldstart(path: Path, device: str = "auto"):
 def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress) -> None:
     """Hold out cold users, meta-train on the warm ones, save, and evaluate on the cold ones."""
     from metarec_core.coldstart import ColdStartConfig, train_model
-    from metarec_core.data.splits import split_users
+    from metarec_core.evaluate.protocol import split_users
 
     inter, items = frames["interactions"], frames["items"]
     cfg = build_config(ColdStartConfig, task.config, device=spec.device)
-    split = split_users(inter, COLD_FRACTION, MAX_COLD, seed=cfg.seed, min_interactions=cfg.k + 1)
-    warm = inter[inter["user_id"].isin(split.warm)]
+    warm_users, cold_users = split_users(inter, seed=cfg.seed)
+    warm = inter[inter["user_id"].isin(set(warm_users))]
     encoder = None
     if spec.encoder != "minilm":  # MiniLM goes through the persistent cache when None
         from metarec_core.embed.encoder import get_encoder
@@ -60,60 +60,27 @@ def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress) -> No
         encoder = get_encoder(spec.encoder)
     model = train_model(warm, items, cfg, progress, encoder)
     model.save(out_dir)
-    (out_dir / COLD_USERS_FILE).write_text(json.dumps(split.cold))
-    if task.evaluate and split.cold:
-        cold = inter[inter["user_id"].isin(split.cold)]
+    (out_dir / COLD_USERS_FILE).write_text(json.dumps([str(u) for u in cold_users]))
+    if task.evaluate and len(cold_users):
+        cold = inter[inter["user_id"].isin(set(cold_users))]
         table = evaluate_model(model, cold, progress=progress)
         (out_dir / "evaluation.json").write_text(
             json.dumps({"rows": table.to_dict("records")}, indent=1)
         )
 
 
-def per_user_metrics(
-    model, interactions: pd.DataFrame, k: int, methods, users: list[str] | None = None
-) -> pd.DataFrame:
-    """HR@10, NDCG@10 and Recall@20 of each method for each user (support = first k)."""
-    from metarec_core.data.splits import support_query
-    from metarec_core.evaluate.metrics import hr_at_k, ndcg_at_k, recall_at_k
-
-    if users is not None:
-        interactions = interactions[interactions["user_id"].isin(users)]
-    support, query = support_query(interactions, k)
-    if support.empty:
-        return pd.DataFrame(columns=["user_id", "method", "hr@10", "ndcg@10", "recall@20"])
-    relevant = query.groupby("user_id")["item_id"].apply(set)
-    rows = []
-    for method in methods:
-        recs = model.recommend(support[["user_id", "item_id", "position"]], top=20, method=method)
-        ranked = recs.frame.sort_values(["user_id", "rank"]).groupby("user_id")["item_id"]
-        for user, items in ranked:
-            rel, lst = relevant.get(user, set()), items.tolist()
-            rows.append(
-                (user, method, hr_at_k(lst, rel), ndcg_at_k(lst, rel), recall_at_k(lst, rel))
-            )
-    return pd.DataFrame(rows, columns=["user_id", "method", "hr@10", "ndcg@10", "recall@20"])
-
-
 def evaluate_model(
     model, cold: pd.DataFrame, ks=EVAL_KS, methods=None, progress: Progress = no_progress
 ) -> pd.DataFrame:
-    """Methods × k table (mean and 95% interval) on the model's held-out cold users."""
+    """Methods × k table (mean and 95% interval) on the model's held-out cold users
+    (evaluate.coldstart_eval.evaluate_model, the protocol the CLI and the benchmarks use)."""
     from metarec_core.coldstart import METHODS
-    from metarec_core.evaluate.metrics import mean_ci95
+    from metarec_core.evaluate.coldstart_eval import evaluate_model as evaluate
 
     methods = list(methods or METHODS)
-    rows = []
-    for n, k in enumerate(ks):
-        progress(ProgressEvent("evaluate", n, len(ks), f"k = {k}"))
-        per = per_user_metrics(model, cold, k, methods)
-        for method, d in per.groupby("method", sort=False):
-            row = {"method": method, "k": k, "n_users": int(d["user_id"].nunique())}
-            for metric in ("hr@10", "ndcg@10", "recall@20"):
-                mean, half = mean_ci95(d[metric])
-                row.update({metric: mean, f"{metric}_lo": mean - half, f"{metric}_hi": mean + half})
-            rows.append(row)
-    progress(ProgressEvent("evaluate", len(ks), len(ks), "done"))
-    return pd.DataFrame(rows)
+    users = cold["user_id"].unique()
+    rows = evaluate(model, cold, users, [int(k) for k in ks], methods, progress)
+    return pd.DataFrame(rows).drop(columns=["seconds"], errors="ignore")
 
 
 def held_out_users(model: ModelInfo, interactions: pd.DataFrame, k: int = 3) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from metarec_core.config import Paths
 from metarec_core.errors import MetaRecError, ValidationError
+from metarec_core.evaluate.protocol import COLD_SHARE, MAX_COLD
 from metarec_core.types import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEMO_DATASET = "beauty-shop"  # the shop the app opens on (data.demo.SHOP)
-COLD_FRACTION = 0.1  # of users held out as "new users" when a cold-start model is trained
-MAX_COLD = 2000
+# The cold-start protocol's held-out share of users (one set of constants: evaluate/protocol.py).
+COLD_FRACTION, MAX_COLD = COLD_SHARE, MAX_COLD
 
 
 # ==== datasets and queries =======================================================================
