@@ -171,7 +171,7 @@ class Session:
         for m in markers[1:]:
             either = either.or_(m)
         either.first.wait_for(timeout=timeout * 1000)
-        self.page.get_by_test_id("stSkeleton").first.wait_for(state="hidden", timeout=10_000)
+        self.page.get_by_test_id("stSkeleton").first.wait_for(state="hidden", timeout=30_000)
 
     def idle(self, timeout: float = 60) -> None:
         """Wait until no script run is in progress (Streamlit shows its status widget then)."""
