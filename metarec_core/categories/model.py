@@ -8,13 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
-from metarec_core.categories.config import CategoryConfig
+from metarec_core.categories.config import CategoryConfig, EngineConstants
 from metarec_core.categories.protonet import l2n
 from metarec_core.errors import NotFoundError, ValidationError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "projection.safetensors"
 REPORT_FILE = "training_report.json"
+
+# The plain-prototype baseline: every classification step off.
+PLAIN_ENGINE = EngineConstants(
+    name_weight=0.0,
+    center=False,
+    propagate_alpha=0.0,
+    hub_correction=0.0,
+    open_set_query_weight=0.0,
+)
 
 # Softmax scale of cosine similarities in the encoder space (no learned projection). With the
 # default sharpening of propagated probabilities it gave an expected calibration error of about
@@ -48,15 +57,7 @@ class CategoryModel:
 
         The baseline the issue compares against; ``classify`` without a model uses ``untrained``.
         """
-        cfg = config or CategoryConfig(
-            name_weight=0.0,
-            refine_steps=0,
-            center=False,
-            propagate_alpha=0.0,
-            tune_steps=0,
-            hub_correction=0.0,
-            open_set_query_weight=0.0,
-        )
+        cfg = config or CategoryConfig(engine=PLAIN_ENGINE)
         return cls(cfg, None, PLAIN_TEMPERATURE, encoder_id, {"kind": "plain"})
 
     @classmethod
@@ -127,12 +128,37 @@ class CategoryModel:
         try:
             meta = json.loads((d / CONFIG_FILE).read_text())
             config = CategoryConfig.from_dict(meta["config"])
-        except (ValueError, KeyError, TypeError) as exc:
+            temperature = float(meta["temperature"])
+            if not 0 < temperature <= 1000:
+                raise ValueError(f"temperature {temperature!r} outside (0, 1000]")
+            encoder_id = str(meta.get("encoder_id", ""))
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
             raise ValidationError(
-                f"{d / CONFIG_FILE} is not a category model config: {exc}"
+                f"{d / CONFIG_FILE} is not a category model config: {_first_line(exc)}"
             ) from exc
-        matrix = load_file(str(d / WEIGHTS_FILE))["matrix"] if (d / WEIGHTS_FILE).exists() else None
-        report = json.loads((d / REPORT_FILE).read_text()) if (d / REPORT_FILE).exists() else {}
-        return cls(
-            config, matrix, float(meta["temperature"]), meta.get("encoder_id", ""), report, d
-        )
+        matrix = None
+        if (d / WEIGHTS_FILE).exists():
+            try:
+                matrix = load_file(str(d / WEIGHTS_FILE))["matrix"]
+                if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+                    raise ValueError(f"matrix has shape {matrix.shape}, expected (D, D)")
+                if not np.isfinite(matrix).all():
+                    raise ValueError("matrix has non-finite values")
+            except Exception as exc:  # noqa: BLE001 - any read failure means a damaged file
+                raise ValidationError(
+                    f"model file {d / WEIGHTS_FILE} is damaged or tampered with: {_first_line(exc)}"
+                ) from exc
+        report = {}
+        if (d / REPORT_FILE).exists():
+            try:
+                report = json.loads((d / REPORT_FILE).read_text())
+            except ValueError as exc:
+                raise ValidationError(f"{d / REPORT_FILE} is not JSON: {_first_line(exc)}") from exc
+        return cls(config, matrix, temperature, encoder_id, report, d)
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing entry {exc}"
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

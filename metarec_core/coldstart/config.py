@@ -6,6 +6,33 @@ from dataclasses import asdict, dataclass, fields
 
 from metarec_core.errors import ValidationError
 
+# every field's type and inclusive bounds: a config.json from elsewhere is checked on load, so a
+# value such as inner_steps = 100000000 is refused instead of hanging ``recommend``
+_BOUNDS: dict[str, tuple[type, float, float]] = {
+    "k": (int, 1, 100),
+    "k_min": (int, 1, 100),
+    "k_max": (int, 1, 100),
+    "dim": (int, 1, 4096),
+    "inner_steps": (int, 0, 100),
+    "inner_lr": (float, 0, 100),
+    "learn_inner_lr": (bool, 0, 1),
+    "first_order": (bool, 0, 1),
+    "epochs": (int, 1, 10_000),
+    "min_steps": (int, 0, 10_000_000),
+    "max_steps": (int, 0, 10_000_000),
+    "meta_from_pretrained": (bool, 0, 1),
+    "batch_size": (int, 1, 65_536),
+    "lr": (float, 0, 10),
+    "weight_decay": (float, 0, 10),
+    "max_query": (int, 1, 100_000),
+    "ease_lambda": (float, 0, 1e12),
+    "ease_max_items": (int, 0, 50_000),
+    "neighbours": (int, 0, 10_000),
+    "finetune_steps": (int, 0, 1000),
+    "finetune_lr": (float, 0, 100),
+    "seed": (int, 0, 2**32 - 1),
+}
+
 
 @dataclass(frozen=True)
 class ColdStartConfig:
@@ -18,7 +45,8 @@ class ColdStartConfig:
         dim: size of the learned item/user space.
         inner_steps: gradient steps of the inner loop (adaptation to a user's support).
         inner_lr: initial inner learning rate (per parameter, meta-learned when ``learn_inner_lr``).
-        learn_inner_lr: Meta-SGD: learn one inner learning rate per adapted parameter.
+        learn_inner_lr: Meta-SGD: learn one inner learning rate per adapted parameter (and per
+            support size); False keeps every inner rate at ``inner_lr`` (plain MAML).
         first_order: drop second-order terms in meta-training (faster, slightly less accurate).
         epochs: passes over the warm users during meta-training (at least; see min_steps).
         min_steps: small datasets get more epochs, so that training takes at least this many
@@ -66,40 +94,29 @@ class ColdStartConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        positive = ("k", "k_min", "k_max", "dim", "epochs", "batch_size", "max_query")
-        for name in positive:
+        for name, (kind, lo, hi) in _BOUNDS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ValidationError(
+                        f"ColdStartConfig.{name} must be true or false, got {value!r}"
+                    )
+                continue
+            ok_type = isinstance(value, int) if kind is int else isinstance(value, int | float)
+            if not ok_type or isinstance(value, bool) or not (lo <= value <= hi):
+                what = "an integer" if kind is int else "a number"
                 raise ValidationError(
-                    f"ColdStartConfig.{name} must be a positive integer, got {value!r}"
-                )
-        non_negative = (
-            "inner_steps",
-            "finetune_steps",
-            "neighbours",
-            "ease_max_items",
-            "min_steps",
-            "max_steps",
-        )
-        for name in non_negative:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValidationError(
-                    f"ColdStartConfig.{name} must be an integer >= 0, got {value!r}"
-                )
-        for name in ("inner_lr", "lr", "weight_decay", "ease_lambda", "finetune_lr"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValidationError(
-                    f"ColdStartConfig.{name} must be a number >= 0, got {value!r}"
+                    f"ColdStartConfig.{name} must be {what} in [{lo:,}, {hi:,}], got {value!r}"
                 )
         if self.lr <= 0 or self.ease_lambda <= 0:
             raise ValidationError("ColdStartConfig.lr and ease_lambda must be > 0")
         if self.k_min > self.k_max:
             raise ValidationError(f"ColdStartConfig.k_min ({self.k_min}) > k_max ({self.k_max})")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if self.k > self.k_max:  # the net has position weights for support sizes up to k_max
+            raise ValidationError(f"ColdStartConfig.k ({self.k}) > k_max ({self.k_max})")
+        if not isinstance(self.device, str) or len(self.device) > 16:
             raise ValidationError(
-                f"ColdStartConfig.seed must be an integer >= 0, got {self.seed!r}"
+                f"ColdStartConfig.device must be a device name, got {self.device!r}"
             )
 
     def to_dict(self) -> dict:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -224,54 +226,76 @@ class ColdStartModel:
             raise ValidationError(
                 f"{directory} is not a cold-start model directory (missing {', '.join(missing)})"
             )
-        try:
-            model = cls._read(d, resolve_device(device))
-        except (ValidationError, NotFoundError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt directory
-            raise ValidationError(
-                f"model directory {directory} is corrupt: {type(exc).__name__}: {exc}"
-            ) from exc
+        model = cls._read(d, resolve_device(device))
         if items is not None:
             model.check_catalogue(items)
         return model
 
     @classmethod
     def _read(cls, d: Path, device: torch.device) -> ColdStartModel:
+        """Read the three files; any failure is a ValidationError naming the file at fault."""
         from safetensors.torch import load_file
 
-        meta = json.loads((d / "config.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValidationError(
-                f"{d}: unsupported model format {meta.get('format')!r} (expected {FORMAT})"
-            )
-        cfg = ColdStartConfig.from_dict(meta["config"])
-        items = pd.read_parquet(d / "items.parquet")
-        catalogue = Catalogue.from_items(items)
-        if catalogue.fingerprint != meta["catalogue_fingerprint"]:
-            raise ValidationError(
-                f"{d}: items.parquet does not match the catalogue the model was trained on"
-            )
-        t = load_file(str(d / "weights.safetensors"))
-        text, pop = t["item_text"], t["popularity"]
-        nets = []
-        for name in ("meta", "pretrained"):
-            net = ColdStartNet(
-                text, (pop > 0).float(), torch.log1p(pop), cfg.dim, cfg.k_max + 1, cfg.inner_lr
-            )
-            state = {k[len(name) + 1 :]: v for k, v in t.items() if k.startswith(name + ".")}
-            state["text"] = text
-            net.load_state_dict(state)
-            nets.append(net)
-        tables = [
-            NeighbourTable(t[f"{n}.idx"].numpy().astype(np.int64), t[f"{n}.val"].numpy())
-            for n in ("knn", "ease")
-        ]
+        with _reading(d / "config.json"):
+            meta = json.loads((d / "config.json").read_text())
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                raise ValueError(f"unsupported model format {found!r} (expected {FORMAT})")
+            if not isinstance(meta.get("config"), dict):
+                raise ValueError("no 'config' object")
+            cfg = ColdStartConfig.from_dict(meta["config"])
+            fingerprint = str(meta["catalogue_fingerprint"])
+        with _reading(d / "items.parquet"):
+            catalogue = Catalogue.from_items(pd.read_parquet(d / "items.parquet"))
+            if catalogue.fingerprint != fingerprint:
+                raise ValueError("does not match the catalogue the model was trained on")
+        with _reading(d / "weights.safetensors"):
+            t = load_file(str(d / "weights.safetensors"))
+            text, pop = t["item_text"], t["popularity"]
+            if text.ndim != 2 or text.shape[0] != len(catalogue) or pop.shape != (len(catalogue),):
+                raise ValueError(f"item tables do not have {len(catalogue)} rows")
+            nets = []
+            for name in ("meta", "pretrained"):
+                net = ColdStartNet(
+                    text, (pop > 0).float(), torch.log1p(pop), cfg.dim, cfg.k_max + 1, cfg.inner_lr
+                )
+                state = {k[len(name) + 1 :]: v for k, v in t.items() if k.startswith(name + ".")}
+                state["text"] = text
+                net.load_state_dict(state)
+                nets.append(net)
+            tables = []
+            for n in ("knn", "ease"):
+                idx, val = t[f"{n}.idx"].numpy().astype(np.int64), t[f"{n}.val"].numpy()
+                if (
+                    idx.shape != val.shape
+                    or idx.size
+                    and not (-1 <= idx.min() <= idx.max() < len(catalogue))
+                ):
+                    raise ValueError(f"{n} neighbour table does not fit the catalogue")
+                tables.append(NeighbourTable(idx, val))
         report_path = d / "training_report.json"
-        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        report = {}
+        if report_path.exists():
+            with _reading(report_path):
+                report = json.loads(report_path.read_text())
         return cls(
             cfg, catalogue, text.numpy(), nets[0], nets[1], pop.numpy(), *tables, report, device
         )
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn any failure while reading ``path`` into one ValidationError line naming the file."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(f"{path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any read failure means a damaged file
+        text = str(exc).strip().splitlines()
+        detail = text[0][:300] if text else type(exc).__name__
+        if isinstance(exc, KeyError):
+            detail = f"missing entry {exc}"
+        raise ValidationError(f"model file {path} is damaged or tampered with: {detail}") from exc
 
 
 def parse_support(

@@ -38,12 +38,22 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
             raise ValidationError(f"file not found: {path}")
         if p.is_file() and p.stat().st_size == 0:
             raise ValidationError(f"file is empty: {path}")
+        if p.is_file():
+            from metarec_core.data.staging import check_complete
+
+            problem = check_complete(p)
+            if problem:
+                raise ValidationError(f"cannot read {path}: {problem}")
     expr, params = scan_sql(path)
     con = duckdb.connect()
     try:
         df = con.execute(f"SELECT * FROM {expr}", params).df()
     except duckdb.Error as exc:
+        from metarec_core.data.staging import diagnose_csv
+
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if p.is_file() and file_kind(p) == "csv":
+            first = diagnose_csv(p) or first
         raise ValidationError(f"cannot read {path}: {first}") from exc
     finally:
         con.close()

@@ -160,12 +160,14 @@ def _check_orders(con, table: str, orders: dict[str, str], what: str) -> None:
             f"count(*) FILTER (WHERE {v} IS NOT NULL AND ({expr}) IS NULL)",
             f"any_value({v}) FILTER (WHERE {v} IS NOT NULL AND ({expr}) IS NULL)",
             f"count(*) FILTER (WHERE {v} IS NULL)",
+            f"count(*) FILTER (WHERE NOT isfinite({expr}))",
+            f"any_value({v}) FILTER (WHERE NOT isfinite({expr}))",
         ]
     if not sel:
         return
     row = con.execute(f"SELECT {', '.join(sel)} FROM {table}").fetchall()[0]
     for n, col in enumerate(orders):
-        bad, example, missing = row[3 * n : 3 * n + 3]
+        bad, example, missing, infinite, inf_example = row[5 * n : 5 * n + 5]
         if bad:
             raise ValidationError(
                 f"{what}: column '{col}' has {bad} value(s) that are neither numbers nor dates "
@@ -173,6 +175,11 @@ def _check_orders(con, table: str, orders: dict[str, str], what: str) -> None:
             )
         if missing:
             raise ValidationError(f"{what}: column '{col}' has {missing} missing value(s)")
+        if infinite:
+            raise ValidationError(
+                f"{what}: column '{col}' has {infinite} value(s) that are not finite numbers "
+                f"(e.g. {inf_example!r}); use numbers or dates"
+            )
 
 
 def _check_unique(con, table: str, expr: str, role: str, what: str) -> None:

@@ -14,13 +14,15 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from metarec_core.data.schema import ORDER_BUCKETS, STATS_TABLES, histogram_sql, quote
 from metarec_core.data.sql_guard import check_select
 from metarec_core.data.store import Store
 from metarec_core.errors import ValidationError
 
-_WRAPPABLE = ("select", "with", "from", "values", "table", "(")
+MAX_RESULT_BYTES = 64 * 2**20  # an analyst result larger than this is refused, not shown
+_BATCH_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -40,18 +42,20 @@ def run_analyst_sql(
     dataset: str | None = None,
     limit: int | None = 10_000,
     timeout_s: float | None = 30.0,
+    max_bytes: int = MAX_RESULT_BYTES,
 ) -> QueryResult:
     """Run one SELECT in a READ ONLY transaction on a fresh cursor (no file access).
 
+    The statement object DuckDB parsed and ``check_select`` judged is what runs (wrapped in a
+    LIMIT by the relation API, never by editing text). At most ``limit`` + 1 rows and
+    ``max_bytes`` of Arrow data are read; the store's memory limit caps the rest.
     ``dataset`` makes its tables (interactions, items, users) reachable without a prefix.
-    Raises ValidationError for rejected, failing or timed-out queries.
+    Raises ValidationError for rejected, failing, oversized or timed-out queries.
     """
-    text = check_select(sql)
+    stmt = check_select(sql)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValidationError(f"limit must be a positive integer, got {limit!r}")
     path = store.schema_path(dataset) if dataset else None
-    wrap = limit is not None and text.lstrip("(").split(None, 1)[0].lower() in _WRAPPABLE
-    run = f"SELECT * FROM ({text}) AS _q LIMIT {int(limit) + 1}" if wrap else text
     cur = store.cursor()
     timer = threading.Timer(timeout_s, cur.interrupt) if timeout_s else None
     try:
@@ -62,12 +66,19 @@ def run_analyst_sql(
         if timer:
             timer.start()
         t0 = time.perf_counter()
-        frame = cur.execute(run, params if params is not None else []).df()
+        rel = cur.sql(stmt, params=params if params else None)
+        if limit is not None:
+            rel = rel.limit(int(limit) + 1)
+        frame = _read_capped(rel, max_bytes)
         elapsed = time.perf_counter() - t0
     except duckdb.InterruptException as exc:
         raise ValidationError(f"query stopped after {timeout_s:g} s; narrow it down") from exc
     except duckdb.PermissionException as exc:
         raise ValidationError("file and network access are disabled for analyst queries") from exc
+    except duckdb.OutOfMemoryException as exc:
+        raise ValidationError(
+            "query needs more memory than the store allows; aggregate or filter more"
+        ) from exc
     except duckdb.Error as exc:
         msg = str(exc).strip().splitlines()[0]
         if "read-only" in msg:
@@ -80,7 +91,21 @@ def run_analyst_sql(
     truncated = limit is not None and len(frame) > limit
     if truncated:
         frame = frame.head(limit)
-    return QueryResult(frame.reset_index(drop=True), elapsed, truncated, text)
+    return QueryResult(frame.reset_index(drop=True), elapsed, truncated, stmt.query)
+
+
+def _read_capped(rel: duckdb.DuckDBPyRelation, max_bytes: int) -> pd.DataFrame:
+    """The relation's rows as a DataFrame, read batch by batch; refused past ``max_bytes``."""
+    reader = rel.to_arrow_reader(_BATCH_ROWS)
+    batches, size = [], 0
+    for batch in reader:
+        size += batch.nbytes
+        if size > max_bytes:
+            raise ValidationError(
+                f"query result is over {max_bytes / 2**20:g} MB; select fewer rows or columns"
+            )
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema).to_pandas()
 
 
 # ---- parameterised slices ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import re
 
 from metarec_core.errors import ValidationError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
 RESERVED_NAMES = frozenset({"main", "temp", "system", "information_schema", "pg_catalog"})
 TABLES = ("interactions", "items", "users")
 

@@ -12,6 +12,7 @@ the app runs) gets a clear "in use" error.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +33,13 @@ from metarec_core.data.schema import (
     table_ref,
     validate_name,
 )
-from metarec_core.errors import ConflictError, MetaRecError, NotFoundError
+from metarec_core.errors import ConflictError, MetaRecError, NotFoundError, ValidationError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_LIMIT = "2GB"
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-12 of every DuckDB database file
+_DATA_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".parq", ".pq", ".json", ".jsonl")
 
 
 @dataclass(frozen=True)
@@ -308,10 +313,43 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def memory_limit() -> str:
+    """The store instance's DuckDB memory limit: env METAREC_DUCKDB_MEMORY, default 2GB.
+
+    It caps every query on the store, analyst SQL included (sorts and joins spill to disk
+    below it; a query that cannot is refused with DuckDB's out-of-memory error).
+    """
+    return os.environ.get("METAREC_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
+
+
+def _check_is_duckdb(path: str) -> None:
+    """Refuse an existing file that is not a DuckDB database (e.g. ``--db data.csv``)."""
+    p = Path(path)
+    if p.name.lower().endswith(_DATA_FILE_SUFFIXES):
+        raise ValidationError(
+            f"the store {path} looks like a data file; give --db a .duckdb file "
+            "(import CSV/Parquet files with `import --interactions ... --items ...`)"
+        )
+    if p.is_dir():
+        raise ValidationError(f"the store {path} is a folder, not a DuckDB file")
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    with p.open("rb") as fh:
+        head = fh.read(16)
+    if len(head) < 12 or head[8:12] != DUCKDB_MAGIC:
+        raise ValidationError(
+            f"the store {path} is not a DuckDB database; give --db a .duckdb file "
+            "(import CSV/Parquet files with `import --interactions ... --items ...`)"
+        )
+
+
 def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the store's DuckDB instance (no external file access) with one-line errors."""
+    if path != ":memory:":
+        _check_is_duckdb(path)
+    config = {"enable_external_access": False, "memory_limit": memory_limit()}
     try:
-        return duckdb.connect(path, read_only=read_only, config={"enable_external_access": False})
+        return duckdb.connect(path, read_only=read_only, config=config)
     except duckdb.IOException as exc:
         raise MetaRecError(
             f"cannot open the store {path}: it is in use by another process "
