@@ -48,6 +48,10 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "demo_lift_popularity_low": (">", 0.0, "NDCG@10"),
     "adapt_render_s": ("<=", 1.5, "s"),
     "replay_render_s": ("<=", 3.0, "s"),
+    "load_sessions": (">=", 8.0, "sessions"),
+    "load_p95_page_s": ("<=", 3.0, "s"),
+    "load_errors": ("<=", 0.0, "errors"),
+    "load_files_changed": ("<=", 0.0, "files"),
 }
 
 

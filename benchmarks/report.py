@@ -339,6 +339,27 @@ def _matched(latest: dict[str, Any]) -> str:
                      rows) + tail)  # fmt: skip
 
 
+def _load(latest: dict[str, Any]) -> str:
+    """The load step: its figures, p95 per page, the background job and any errors."""
+    step = latest.get("sections", {}).get("load", {}).get("steps", {}).get("load", {})
+    info = step.get("info", {})
+    if not info.get("page_p95_s"):
+        return "_Not measured yet (step `load`)._"
+    job, warm = info.get("job", {}), info.get("warmup", {})
+    share = job.get("share_of_sessions_overlapped")
+    text = (f"{step.get('mode')} mode on {info.get('dataset')}: {info.get('page_visits')} page "
+            f"visits and {info.get('adaptations')} adaptations in {info.get('sessions_wall_s')} s; "
+            f"the background job ({job.get('state')}, {job.get('seconds')} s) ran during "
+            f"{'—' if share is None else f'{100 * share:.0f}%'} of it. Warm-up tour of a fresh "
+            f"server before it: {warm.get('seconds')} s.\n\n"
+            + _figures(latest.get("figures", {}), "load") + "\n\n"
+            + _table(["page", "p95 s"], [[k, v] for k, v in info["page_p95_s"].items()]))  # fmt: skip
+    problems = info.get("errors", []) + info.get("files_changed", [])
+    if problems:
+        text += "\n\nErrors and changed files:\n" + "\n".join(f"- {p}" for p in problems)
+    return text
+
+
 def _steps(latest: dict[str, Any]) -> str:
     rows = []
     for bench, sec in latest.get("sections", {}).items():
@@ -375,6 +396,7 @@ def render(latest: dict[str, Any]) -> str:
         "### Cold-start quality\n\n" + _coldstart(latest),
         "### New-category quality\n\n" + _categories(latest),
         "### New-category quality at the reference difficulty\n\n" + _matched(latest),
+        "### Load: simultaneous sessions\n\n" + _load(latest),
         "### Every step: status and peak memory\n\n" + _steps(latest),
     ])  # fmt: skip
 

@@ -39,6 +39,7 @@ BENCHES = {
     "coldstart": "bench_coldstart_quality",
     "categories": "bench_categories_quality",
     "demo": "bench_demo",
+    "load": "bench_load",
 }
 TIMEOUT_S = {"tiny": 600, "quick": 3600, "full": 6 * 3600}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import bench_categories_quality, bench_scale, bench_speed, report, run_all
+from benchmarks import bench_categories_quality, bench_load, report, run_all
 from benchmarks.common import TARGETS, percentile, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,8 @@ def _run(args: list[str], tmp_path: Path, timeout: int = 240) -> subprocess.Comp
 
 
 def test_every_target_key_belongs_to_a_step():
-    keys = {k for s in bench_speed.STEPS + bench_scale.STEPS for k in s.keys}
+    scripts = [importlib.import_module(f"benchmarks.{m}") for m in run_all.BENCHES.values()]
+    keys = {k for script in scripts for s in script.STEPS for k in s.keys}
     assert set(TARGETS) <= keys
     assert {"adapt_ms_p95_k50", "adapt_users_per_s_10000", "umap_20k_warm_s"} <= keys
 
@@ -232,3 +234,24 @@ def test_parquet_direct_answers_the_page_queries(tmp_path):
         assert store.list_datasets()["name"].tolist() == ["syn"]
     finally:
         store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not bench_load.CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_load_step_quick_two_sessions(tmp_path):
+    """Two browser sessions tour the app and adapt while a categories model trains: no error,
+    a page time for every visit, and only the job's new model added to the data folder."""
+    pytest.importorskip("playwright.async_api", reason="the playwright package is missing")
+    out = tmp_path / "load.json"
+    res = _run(["benchmarks.bench_load", "--quick", "--out", str(out)], tmp_path, timeout=1800)
+    assert res.returncode == 0, res.stderr
+    step = json.loads(out.read_text())["steps"]["load"]
+    assert step["status"] == "ok", step["reason"]
+    figs, info = step["figures"], step["info"]
+    assert figs["load_sessions"]["median"] == 2
+    assert figs["load_errors"]["median"] == 0, info["errors"]
+    assert figs["load_files_changed"]["median"] == 0, info["files_changed"]
+    assert info["page_visits"] == 2 * (len(bench_load.TOUR) + 1) and info["adaptations"] == 2
+    assert 0 < figs["load_page_p50_s"]["median"] <= figs["load_p95_page_s"]["median"]
+    assert info["job"]["state"] == "done"
