@@ -9,10 +9,15 @@ session. It reads its spec and input frames from ``Paths().jobs_dir/<job_id>/`` 
                       metrics); the UI reads it to draw live progress, a loss curve and an ETA
 - ``output.log``      the child's stdout/stderr (details for the "what went wrong" expander)
 
-Each model directory a job will write is locked first (``<models_dir>/<dataset>/<name>.lock``,
-created with O_EXCL and naming the job and pid), so two jobs never write the same directory; the
-job trains into ``<name>.partial-<job_id>`` and renames it into place only when it succeeded.
-Locks of a process that died are stale and are taken over.
+Each model directory a job writes has a lock file ``<models_dir>/<dataset>/<name>.lock``: the
+worker holds an OS lock on it (``filelock``) for its whole run, so the lock ends with the
+process however it ends, and ``<name>.owner.json`` names the job. Between the start and the
+worker taking the lock, the owner file of a queued job (younger than ``SPAWN_GRACE_S``) holds
+the directory. The job trains into ``<name>.partial-<job_id>`` and renames it into place only
+when it succeeded.
+
+The runner looks the work up by name in ``TASKS`` (``JobSpec.task``, default "train"), so it
+never imports the services above it.
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from metarec_core.config import Paths
 from metarec_core.errors import ConflictError, MetaRecError, NotFoundError
+from metarec_core.registry import model_meta, read_json, write_json, write_meta
 from metarec_core.types import ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,10 @@ log = logging.getLogger(__name__)
 KINDS = ("coldstart", "categories")
 ACTIVE_STATES = ("queued", "running")
 _CHILDREN: dict[str, subprocess.Popen] = {}  # job_id -> process started by this process
+_HELD: dict[Path, FileLock] = {}  # model locks this (worker) process holds
+SPAWN_GRACE_S = 60  # a queued job's claim holds its model directories this long
+# task name -> "module:function" run for each model of a job (see metarec_core.training)
+TASKS: dict[str, str] = {"train": "metarec_core.training:train_task"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,11 @@ class JobSpec:
     encoder: str = "minilm"
     label: str = ""
     auto: bool = False  # started by the app itself (demo model on first run)
+    task: str = "train"  # the function in TASKS that trains each model
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown job task '{self.task}' (use {', '.join(TASKS)})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -148,26 +165,18 @@ class JobView:
 
 
 # ---- paths and small file helpers --------------------------------------------------------------
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def model_dir(paths: Paths, dataset: str, name: str) -> Path:
     """Where a model of ``dataset`` called ``name`` lives."""
     return paths.models_dir / dataset / name
 
 
-def _lock_path(paths: Paths, dataset: str, name: str) -> Path:
+def lock_path(paths: Paths, dataset: str, name: str) -> Path:
+    """The OS lock file of a model directory (held by the worker that writes it)."""
     return paths.models_dir / dataset / f"{name}.lock"
+
+
+def _owner_path(paths: Paths, dataset: str, name: str) -> Path:
+    return paths.models_dir / dataset / f"{name}.owner.json"
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -187,6 +196,20 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def is_worker(pid: int | None, job: Path) -> bool:
+    """True when ``pid`` is a live worker process of this job folder (``python -m
+    metarec_core.jobs JOB_DIR``), so a recycled PID is never mistaken for it."""
+    if not pid_alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (not Linux): the PID check is all there is
+        return True
+    return "metarec_core.jobs" in args and str(Path(job).resolve()) in args
+
+
 def _reap() -> None:
     for job_id, proc in list(_CHILDREN.items()):
         if proc.poll() is not None:
@@ -194,47 +217,88 @@ def _reap() -> None:
 
 
 # ---- locks -------------------------------------------------------------------------------------
-def acquire_lock(paths: Paths, dataset: str, name: str, job_id: str, pid: int) -> Path:
-    """Lock a model directory for one job; ConflictError when another live job holds it."""
-    lock = _lock_path(paths, dataset, name)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _read_json(lock) or {}
-            if pid_alive(holder.get("pid")) or _job_active(paths, holder.get("job_id")):
-                raise ConflictError(
-                    f"model '{dataset}/{name}' is being written by job {holder.get('job_id')}"
-                ) from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"job_id": job_id, "pid": pid, "time": time.time()}, f)
-        return lock
-    raise ConflictError(f"could not lock model '{dataset}/{name}'")
-
-
-def _job_active(paths: Paths, job_id: str | None) -> bool:
-    if not job_id:
+def _os_lock_held(lock: Path) -> bool:
+    """Whether some process holds the OS lock on ``lock`` (probed without waiting)."""
+    if lock in _HELD:
+        return True
+    if not lock.exists():
         return False
-    status = _read_json(paths.jobs_dir / job_id / "status.json") or {}
-    if status.get("state") == "queued":  # the parent is between locking and spawning
-        return time.time() - float(status.get("created", 0)) < 60
-    return status.get("state") == "running" and pid_alive(status.get("pid"))
+    probe = FileLock(lock, thread_local=False)
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
 
 
-def _set_lock_pid(lock: Path, job_id: str, pid: int) -> None:
-    _write_json(lock, {"job_id": job_id, "pid": pid, "time": time.time()})
+def model_busy(paths: Paths, dataset: str, name: str) -> str | None:
+    """The id of the job writing model ``dataset/name`` (or about to), else None."""
+    if _os_lock_held(lock_path(paths, dataset, name)):
+        owner = read_json(_owner_path(paths, dataset, name)) or {}
+        return str(owner.get("job_id") or "another job")
+    return _starting_job(paths, dataset, name)
+
+
+def _starting_job(paths: Paths, dataset: str, name: str) -> str | None:
+    """The queued job (younger than ``SPAWN_GRACE_S``) that claimed the model, if any."""
+    job_id = (read_json(_owner_path(paths, dataset, name)) or {}).get("job_id")
+    if not job_id:
+        return None
+    status = read_json(paths.jobs_dir / str(job_id) / "status.json") or {}
+    young = time.time() - float(status.get("created", 0)) < SPAWN_GRACE_S
+    return str(job_id) if status.get("state") == "queued" and young else None
+
+
+def claim_model(paths: Paths, dataset: str, name: str, job_id: str) -> None:
+    """Reserve a model directory for a job that is about to start; ConflictError when a live or
+    starting job has it. The OS lock is held while checking, so two claims never both win."""
+    lock = lock_path(paths, dataset, name)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    guard = FileLock(lock, thread_local=False)
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        holder = (read_json(_owner_path(paths, dataset, name)) or {}).get("job_id")
+        raise ConflictError(f"model '{dataset}/{name}' is being written by job {holder}") from None
+    try:
+        holder = _starting_job(paths, dataset, name)
+        if holder is not None and holder != job_id:
+            raise ConflictError(f"model '{dataset}/{name}' is being written by job {holder}")
+        write_json(_owner_path(paths, dataset, name), {"job_id": job_id, "time": time.time()})
+    finally:
+        guard.release()
+
+
+def hold_models(paths: Paths, spec: JobSpec, job_id: str, timeout: float = 30.0) -> None:
+    """Take the OS locks of the job's model directories for this process (the worker); they are
+    released by ``release_locks`` or when the process ends, however it ends."""
+    for task in spec.tasks:
+        lock = lock_path(paths, spec.dataset, task.name)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        held = FileLock(lock, thread_local=False)
+        try:
+            held.acquire(timeout=timeout)
+        except Timeout:
+            holder = (read_json(_owner_path(paths, spec.dataset, task.name)) or {}).get("job_id")
+            raise ConflictError(
+                f"model '{spec.dataset}/{task.name}' is being written by job {holder}"
+            ) from None
+        _HELD[lock] = held
+        write_json(
+            _owner_path(paths, spec.dataset, task.name), {"job_id": job_id, "pid": os.getpid()}
+        )
 
 
 def release_locks(paths: Paths, spec: JobSpec, job_id: str) -> None:
-    """Remove the locks this job holds (never another job's)."""
+    """Release the locks and claims this job holds (never another job's)."""
     for task in spec.tasks:
-        lock = _lock_path(paths, spec.dataset, task.name)
-        holder = _read_json(lock) or {}
-        if holder.get("job_id") == job_id:
-            lock.unlink(missing_ok=True)
+        owner = _owner_path(paths, spec.dataset, task.name)
+        if (read_json(owner) or {}).get("job_id") == job_id:
+            owner.unlink(missing_ok=True)
+        held = _HELD.pop(lock_path(paths, spec.dataset, task.name), None)
+        if held is not None:
+            held.release()
 
 
 # ---- starting, reading, cancelling -------------------------------------------------------------
@@ -263,22 +327,21 @@ def start_job(
     for task in spec.tasks:
         if model_dir(paths, spec.dataset, task.name).exists():
             raise ConflictError(f"model '{spec.dataset}/{task.name}' already exists")
-    locks: list[Path] = []
     try:
-        for task in spec.tasks:
-            locks.append(acquire_lock(paths, spec.dataset, task.name, job_id, os.getpid()))
         job.mkdir(parents=True)
+        write_json(job / "status.json", {"state": "queued", "created": time.time(), "pid": None})
+        for task in spec.tasks:
+            claim_model(paths, spec.dataset, task.name, job_id)
         for name, df in frames.items():
             df.to_parquet(job / f"{name}.parquet", index=False)
-        _write_json(job / "spec.json", spec.to_dict())
-        _write_json(job / "status.json", {"state": "queued", "created": time.time(), "pid": None})
+        write_json(job / "spec.json", spec.to_dict())
         if runner is not None:
             runner(job)
             return job_id
         env = {**os.environ, "METAREC_DATA_DIR": str(paths.data_dir), "PYTHONUNBUFFERED": "1"}
         with open(job / "output.log", "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "metarec_core.jobs", str(job)],
+                [sys.executable, "-m", "metarec_core.jobs", str(job.resolve())],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -287,12 +350,11 @@ def start_job(
                 cwd=str(Path(__file__).resolve().parent.parent),
             )
         _CHILDREN[job_id] = proc
-        for lock in locks:  # the worker rewrites them (and status.json) with its own pid
-            _set_lock_pid(lock, job_id, proc.pid)
         return job_id
     except BaseException:
-        for lock in locks:
-            lock.unlink(missing_ok=True)
+        release_locks(paths, spec, job_id)
+        if not (job / "spec.json").exists():
+            shutil.rmtree(job, ignore_errors=True)
         raise
 
 
@@ -301,15 +363,17 @@ def read_job(job_id: str, paths: Paths | None = None, max_events: int = 2000) ->
     paths = paths or Paths()
     _reap()
     job = paths.jobs_dir / job_id
-    spec_d = _read_json(job / "spec.json")
+    spec_d = read_json(job / "spec.json")
     if spec_d is None:
         raise NotFoundError(f"job '{job_id}' not found")
-    status = _read_json(job / "status.json") or {"state": "queued", "created": 0}
+    status = read_json(job / "status.json") or {"state": "queued", "created": 0}
     state = status.get("state", "queued")
     created = float(status.get("created") or 0)
-    if state == "running" and not pid_alive(status.get("pid")):
+    if state == "running" and not is_worker(status.get("pid"), job):
         state, status["error"] = "failed", "the training process stopped unexpectedly"
-    elif state == "queued" and time.time() - created > 120 and not pid_alive(status.get("pid")):
+    elif (
+        state == "queued" and time.time() - created > 120 and not is_worker(status.get("pid"), job)
+    ):
         state, status["error"] = "failed", "the training process never started"
     events = []
     try:
@@ -366,13 +430,16 @@ def cancel_job(job_id: str, paths: Paths | None = None) -> None:
     """Stop a running job (its partial model is removed, its locks released)."""
     paths = paths or Paths()
     job = paths.jobs_dir / job_id
-    status = _read_json(job / "status.json")
+    status = read_json(job / "status.json")
     if status is None:
         raise NotFoundError(f"job '{job_id}' not found")
     pid = status.get("pid") or getattr(_CHILDREN.get(job_id), "pid", None)
-    if status.get("state") in ACTIVE_STATES and pid_alive(pid):
-        try:
-            os.killpg(pid, signal.SIGTERM)
+    if status.get("state") in ACTIVE_STATES and is_worker(pid, job):
+        try:  # the worker leads its own session: its group is the worker and its children
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
         for _ in range(50):
@@ -380,11 +447,11 @@ def cancel_job(job_id: str, paths: Paths | None = None) -> None:
                 break
             _reap()
             time.sleep(0.1)
-    status = _read_json(job / "status.json") or status
+    status = read_json(job / "status.json") or status
     if status.get("state") in ACTIVE_STATES:
         status.update(state="cancelled", finished=time.time(), error="cancelled by the user")
-        _write_json(job / "status.json", status)
-    spec = JobSpec.from_dict(_read_json(job / "spec.json"))
+        write_json(job / "status.json", status)
+    spec = JobSpec.from_dict(read_json(job / "spec.json"))
     for task in spec.tasks:
         for partial in (paths.models_dir / spec.dataset).glob(f"{task.name}.partial-{job_id}"):
             shutil.rmtree(partial, ignore_errors=True)
@@ -438,22 +505,28 @@ class JsonlProgress:
         self._f.close()
 
 
+def task_function(name: str) -> Callable:
+    """The function registered in ``TASKS`` under ``name``."""
+    import importlib
+
+    module, _, attr = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def run_job(job: Path, train: Callable | None = None) -> None:
     """Run one job folder to the end (the child process's main; tests may call it directly).
 
     ``train(spec, task, frames, out_dir, progress)`` trains one task into ``out_dir``; default
-    ``metarec_core.services.train_task``.
+    the spec's task from ``TASKS``.
     """
     import pandas as pd
 
     job = Path(job)
     paths = Paths()
     spec = JobSpec.from_dict(json.loads((job / "spec.json").read_text()))
-    status = _read_json(job / "status.json") or {"created": time.time()}
+    status = read_json(job / "status.json") or {"created": time.time()}
     status.update(state="running", pid=os.getpid(), started=time.time(), models=[])
-    _write_json(job / "status.json", status)
-    for task in spec.tasks:  # the locks now name this process
-        _set_lock_pid(_lock_path(paths, spec.dataset, task.name), job.name, os.getpid())
+    write_json(job / "status.json", status)
     progress = JsonlProgress(job / "progress.jsonl")
     progress.task = spec.tasks[0].name if spec.tasks else ""
     progress(ProgressEvent("prepare", 0, 0, "loading the data and the engines"))
@@ -465,10 +538,10 @@ def run_job(job: Path, train: Callable | None = None) -> None:
         old_handler = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (tests running inline)
         old_handler = None
-    if train is None:
-        from metarec_core.services import train_task as train
     partial: Path | None = None
     try:
+        hold_models(paths, spec, job.name)
+        train = train or task_function(spec.task)
         frames = {p.stem: pd.read_parquet(p) for p in job.glob("*.parquet")}
         for task in spec.tasks:
             final = model_dir(paths, spec.dataset, task.name)
@@ -477,22 +550,22 @@ def run_job(job: Path, train: Callable | None = None) -> None:
             partial.mkdir(parents=True)
             progress.task = task.name
             train(spec, task, frames, partial, progress)
-            meta = {
-                "name": task.name,
-                "dataset": spec.dataset,
-                "kind": task.kind,
-                "created": time.time(),
-                "job_id": job.name,
-                "config": task.config,
-                "device": spec.device,
-                "encoder": spec.encoder,
-                "label": spec.label,
-            }
-            _write_json(partial / "metarec_meta.json", meta)
+            meta = model_meta(
+                task.name,
+                task.kind,
+                spec.dataset,
+                len(frames.get("items", ())),
+                task.config,
+                job_id=job.name,
+                device=spec.device,
+                encoder=spec.encoder,
+                label=spec.label,
+            )
+            write_meta(partial, meta)
             os.replace(partial, final)
             partial = None
             status["models"] = [*status.get("models", []), task.name]
-            _write_json(job / "status.json", status)
+            write_json(job / "status.json", status)
         status.update(state="done", finished=time.time())
     except KeyboardInterrupt:
         status.update(state="cancelled", finished=time.time(), error="cancelled by the user")
@@ -505,7 +578,7 @@ def run_job(job: Path, train: Callable | None = None) -> None:
         progress.close()
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
-        _write_json(job / "status.json", status)
+        write_json(job / "status.json", status)
         release_locks(paths, spec, job.name)
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)

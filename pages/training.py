@@ -119,6 +119,8 @@ table = pd.DataFrame(
             "kind": m.kind,
             "created": pd.to_datetime(m.created, unit="s"),
             "label": m.meta.get("label", ""),
+            "items": m.n_items,
+            "source": m.meta.get("source", "app"),
             "active": (services.active_model(paths, dataset, m.kind) or m).name == m.name,
         }
         for m in models

@@ -173,3 +173,19 @@ def test_parquet_inputs_with_integer_ids_and_a_name_column(tmp_path, capsys):
     out = pd.read_csv(recs)
     assert len(out) == 20 and set(out.user_id) == {7, 8}
     assert not {0, 4} & set(out[out.user_id == 7].item_id)
+
+
+def test_cli_models_join_the_apps_registry_and_the_models_command(tmp_path, files, capsys):
+    from metarec_core.services import list_models
+
+    model_dir = tmp_path / "registered"
+    _train(capsys, files, model_dir)
+    listed = {m.path: m for m in list_models()}
+    info = listed[model_dir.resolve()]
+    assert info.kind == "coldstart" and info.n_items == N_ITEMS and info.dataset == ""
+    assert info.meta["config"]["k"] == 2 and info.meta["source"] == "command line"
+    code, text, err = run(capsys, "models", "--kind", "coldstart")
+    assert code == 0, err
+    line = next(row for row in text.splitlines() if str(model_dir.resolve()) in row)
+    assert line.split()[:3] == ["registered", "coldstart", "-"] and f"{N_ITEMS}" in line.split()
+    assert text.splitlines()[0].split() == ["name", "kind", "dataset", "created", "items", "path"]

@@ -43,3 +43,29 @@ def test_compact_report_shortens_long_lists_for_people():
     assert out["meta"]["best_epoch"] == 4 and out["short"] == [1, 2, 3]
     assert out["names"][:2] == ["n0", "n1"] and out["names"][-1] == "... 8 more"
     assert len(report["meta"]["loss"]) == 101  # the stored report is untouched
+
+
+def test_models_registered_from_elsewhere_are_listed_with_the_apps_metadata(tmp_path):
+    from metarec_core.services.models import register_model
+
+    paths = Paths(tmp_path / "data")
+    _model(paths, "ml-100k", "app-model", "categories", None, 1.0)
+    outside = tmp_path / "cli" / "cats"
+    outside.mkdir(parents=True)
+    info = register_model(outside, "categories", 42, "ml-100k", {"episodes": 5}, paths)
+    unknown = tmp_path / "cli" / "other"
+    unknown.mkdir()
+    register_model(unknown, "categories", 7, "", {}, paths)
+    register_model(unknown, "categories", 7, "", {}, paths)  # registering twice lists it once
+    meta = json.loads((outside / "metarec_meta.json").read_text())
+    assert meta["kind"] == "categories" and meta["dataset"] == "ml-100k"
+    assert meta["n_items"] == 42 and meta["config"] == {"episodes": 5} and meta["created"] > 1.0
+    listed = list_models(paths, "ml-100k")
+    assert [m.name for m in listed] == ["cats", "app-model"] and listed[0].n_items == 42
+    assert listed[0].path == outside.resolve() == info.path
+    assert [m.name for m in list_models(paths)] == ["other", "cats", "app-model"]
+    # a folder deleted by hand drops out of the list
+    import shutil
+
+    shutil.rmtree(unknown)
+    assert [m.name for m in list_models(paths)] == ["cats", "app-model"]

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "metarec_core.cli.data_cmds",
     "metarec_core.cli.coldstart_cmds",
     "metarec_core.cli.category_cmds",
+    "metarec_core.cli.model_cmds",
 )
 
 

@@ -26,6 +26,12 @@ def register(subparsers) -> None:
         default=None,
         help="meta-training epochs, exactly (default: 3, more on small data)",
     )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset the model belongs to in the app (default: the shared dataset the files "
+        "come from, else none)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("recommend", help="recommend for new users from their support items")
@@ -106,6 +112,19 @@ def read_items(path: str):
     return canonical_items(read_table(path), what=str(path))
 
 
+def register_cli_model(out, kind: str, n_items: int, dataset, files: str, cfg) -> None:
+    """List a model the command line wrote in the app's registry (``models`` shows it)."""
+    from metarec_core.config import SHARED_DATASETS_DIR
+    from metarec_core.services.models import register_model
+
+    if dataset is None:  # e.g. /work/shared/datasets/ml-100k/items.csv.gz -> ml-100k
+        folder = Path(files).resolve().parent
+        shared = SHARED_DATASETS_DIR.resolve()
+        dataset = folder.name if folder.parent == shared or shared == folder else ""
+    config = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    register_model(Path(out), kind, n_items, dataset or "", config, device=config.get("device"))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -121,6 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     interactions, items = read_interactions(args.interactions), read_items(args.items)
     model = train_model(interactions, items, cfg, progress=CliProgress())
     out = model.save(args.out)
+    register_cli_model(out, "coldstart", len(model.catalogue), args.dataset, args.items, cfg)
     r = model.report
     print(
         f"trained on {r['n_users']} users, {r['n_items']} items in {r['train_seconds']:.0f} s "

@@ -68,14 +68,6 @@ def user_sequences(
     return users.astype(object), seqs, skipped
 
 
-def split_support_query(seq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``k`` interactions (support) and every later distinct item not in the support (query)."""
-    support = seq[:k]
-    later = pd.unique(seq[k:])
-    query = later[~np.isin(later, support)]
-    return support, np.asarray(query, dtype=np.int64)
-
-
 def interaction_matrix(seqs: list[np.ndarray], n_items: int):
     """Binary users x items scipy CSR matrix (float32) from item-row sequences."""
     import scipy.sparse as sp

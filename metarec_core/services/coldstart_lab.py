@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     pass
 
 from metarec_core.evaluate.coldstart_eval import per_user_metrics
-from metarec_core.services.models import ModelInfo, build_config
+from metarec_core.services.models import ModelInfo
+from metarec_core.training import COLD_USERS_FILE, EVAL_KS
+from metarec_core.training import train_coldstart as train_coldstart  # re-exported by services
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,7 @@ TEST_COLDSTART = {
     "neighbours": 20,
     "k_max": 5,
 }
-EVAL_KS = (1, 3, 5, 10)
 BEFORE_DEFAULT = "popularity"  # "before" = what a brand-new shopper sees: bestsellers
-COLD_USERS_FILE = "cold_users.json"
 
 
 def load_coldstart(path: Path, device: str = "auto"):
@@ -42,31 +42,6 @@ def load_coldstart(path: Path, device: str = "auto"):
     from metarec_core.coldstart import ColdStartModel
 
     return ColdStartModel.load(path, device=device)
-
-
-def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress) -> None:
-    """Hold out cold users, meta-train on the warm ones, save, and evaluate on the cold ones."""
-    from metarec_core.coldstart import ColdStartConfig, train_model
-    from metarec_core.evaluate.protocol import split_users
-
-    inter, items = frames["interactions"], frames["items"]
-    cfg = build_config(ColdStartConfig, task.config, device=spec.device)
-    warm_users, cold_users = split_users(inter, seed=cfg.seed)
-    warm = inter[inter["user_id"].isin(set(warm_users))]
-    encoder = None
-    if spec.encoder != "minilm":  # MiniLM goes through the persistent cache when None
-        from metarec_core.embed.encoder import get_encoder
-
-        encoder = get_encoder(spec.encoder)
-    model = train_model(warm, items, cfg, progress, encoder)
-    model.save(out_dir)
-    (out_dir / COLD_USERS_FILE).write_text(json.dumps([str(u) for u in cold_users]))
-    if task.evaluate and len(cold_users):
-        cold = inter[inter["user_id"].isin(set(cold_users))]
-        table = evaluate_model(model, cold, progress=progress)
-        (out_dir / "evaluation.json").write_text(
-            json.dumps({"rows": table.to_dict("records")}, indent=1)
-        )
 
 
 def evaluate_model(

@@ -16,7 +16,8 @@ import pandas as pd
 from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.config import Paths
 from metarec_core.errors import ConflictError, ValidationError
-from metarec_core.types import Progress
+from metarec_core.training import build_config as build_config  # re-exported by services
+from metarec_core.training import train_task as train_task
 
 if TYPE_CHECKING:
     from metarec_core.data.store import Store
@@ -36,6 +37,12 @@ class ModelInfo:
     meta: dict = field(default_factory=dict)
 
     @property
+    def n_items(self) -> int | None:
+        """Catalogue size the model was trained for (None when its metadata does not say)."""
+        value = self.meta.get("n_items")
+        return int(value) if isinstance(value, int | float) else None
+
+    @property
     def label(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
         return f"{self.name} ({when})"
@@ -44,23 +51,26 @@ class ModelInfo:
 def list_models(
     paths: Paths | None = None, dataset: str | None = None, kind: str | None = None
 ) -> list[ModelInfo]:
-    """Trained models (newest first), optionally of one dataset and kind."""
+    """Trained models (newest first), optionally of one dataset and kind.
+
+    The app's models live in ``<models_dir>/<dataset>/<name>/``; models the command line wrote
+    elsewhere (``--out DIR``) are registered in ``<models_dir>/external.json`` and listed too
+    (their dataset is "" when the command line did not know it: listed only without a filter).
+    """
+    from metarec_core.registry import meta_files, read_json
+
     paths = paths or Paths()
-    root = paths.models_dir
+    root = paths.models_dir.resolve()
     out: list[ModelInfo] = []
-    if not root.exists():
-        return out
-    for meta_file in root.glob("*/*/metarec_meta.json"):
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, ValueError):
-            continue
+    for meta_file in meta_files(paths):
+        meta = read_json(meta_file)
         d = meta_file.parent
-        if ".partial-" in d.name:
+        if not isinstance(meta, dict) or ".partial-" in d.name:
             continue
+        inside = d.resolve().parent.parent == root  # <models_dir>/<dataset>/<name>
         info = ModelInfo(
             name=d.name,
-            dataset=d.parent.name,
+            dataset=d.parent.name if inside else str(meta.get("dataset") or ""),
             kind=str(meta.get("kind", "coldstart")),
             path=d,
             created=float(meta.get("created", d.stat().st_mtime)),
@@ -72,6 +82,27 @@ def list_models(
         if (dataset is None or info.dataset == dataset) and (kind is None or info.kind == kind):
             out.append(info)
     return sorted(out, key=lambda m: m.created, reverse=True)
+
+
+def register_model(
+    model_dir: Path,
+    kind: str,
+    n_items: int,
+    dataset: str = "",
+    config: dict | None = None,
+    paths: Paths | None = None,
+    **extra,
+) -> ModelInfo:
+    """Give a model folder written outside a job (the command line) the app's metadata and list
+    it in the registry; returns it as ``list_models`` will show it."""
+    from metarec_core.registry import model_meta, register_external, write_meta
+
+    paths = paths or Paths()
+    d = Path(model_dir).resolve()
+    meta = model_meta(d.name, kind, dataset, n_items, config, source="command line", **extra)
+    write_meta(d, meta)
+    register_external(paths, d)
+    return ModelInfo(d.name, dataset, kind, d, meta["created"], meta)
 
 
 def _current_format(info: ModelInfo) -> bool:
@@ -124,12 +155,12 @@ def set_active_model(paths: Paths | None, model: ModelInfo) -> None:
 
 def delete_model(paths: Paths | None, model: ModelInfo) -> None:
     """Delete a model directory (refused while a job writes it)."""
-    from metarec_core.jobs import _lock_path, _read_json, pid_alive
+    from metarec_core.jobs import model_busy
 
     paths = paths or Paths()
-    lock = _lock_path(paths, model.dataset, model.name)
-    if lock.exists() and pid_alive((_read_json(lock) or {}).get("pid")):
-        raise ConflictError(f"model '{model.name}' is being written by a job")
+    job_id = model_busy(paths, model.dataset, model.name)
+    if job_id is not None:
+        raise ConflictError(f"model '{model.name}' is being written by job {job_id}")
     if paths.models_dir.resolve() not in model.path.resolve().parents:
         raise ValidationError(f"refusing to delete {model.path}: not under {paths.models_dir}")
     shutil.rmtree(model.path)
@@ -274,30 +305,3 @@ def ensure_demo_models(
         )
     except ConflictError:
         return None
-
-
-def build_config(cls, overrides: dict, **extra):
-    """Build an engine config from overrides, ignoring keys it does not know."""
-    from dataclasses import fields
-
-    names = {f.name for f in fields(cls)}
-    merged = {**extra, **overrides}
-    unknown = sorted(set(merged) - names)
-    if unknown:
-        log.warning("ignoring unknown %s settings: %s", cls.__name__, ", ".join(unknown))
-    return cls(**{k: v for k, v in merged.items() if k in names})
-
-
-def train_task(spec, task, frames: dict[str, pd.DataFrame], out_dir: Path, progress: Progress):
-    """Train one job task into ``out_dir`` (called by the job worker process)."""
-    items = frames["items"]
-    if task.kind == "categories":
-        from metarec_core.categories import CategoryConfig, train_category_model
-
-        cfg = build_config(CategoryConfig, task.config, encoder=spec.encoder, device=spec.device)
-        model = train_category_model(items, cfg, progress)
-        model.save(out_dir)
-        return
-    from metarec_core.services.coldstart_lab import train_coldstart  # the lab imports this module
-
-    train_coldstart(spec, task, frames, out_dir, progress)
