@@ -177,6 +177,51 @@ def _stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+# ---- where the CPU went ------------------------------------------------------------------------
+def _ticks(pid: int, children: dict[int, list[int]], stats: dict[int, int]) -> int:
+    """CPU clock ticks of ``pid`` and its descendants (reaped children included)."""
+    return stats.get(pid, 0) + sum(_ticks(c, children, stats) for c in children.get(pid, []))
+
+
+def _cpu_now(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the app server's process tree, this process's other children (the
+    browser: Playwright's driver and chromium), and the whole machine (busy time, all cores)."""
+    stats: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        stats[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    hz = os.sysconf("SC_CLK_TCK")
+    mine = [c for c in children.get(os.getpid(), []) if c != server_pid]
+    browser = [c for c in mine if b"metarec_core.jobs" not in _cmdline(c)]
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    idle = int(busy[3]) + int(busy[4])  # idle + iowait
+    return {"server": _ticks(server_pid, children, stats) / hz,
+            "browser": sum(_ticks(c, children, stats) for c in browser) / hz,
+            "machine": (sum(int(x) for x in busy[:8]) - idle) / hz}  # fmt: skip
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _cpu_split(start: dict[str, float], end: dict[str, float], wall: float) -> dict[str, Any]:
+    """CPU seconds over a window: server, browser, the rest (training job and other work)."""
+    used = {k: round(end[k] - start[k], 1) for k in start}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"server_s": used["server"], "browser_s": used["browser"],
+            "rest_s": round(used["machine"] - used["server"] - used["browser"], 1),
+            "machine_s": used["machine"], "available_s": round(wall * (cores or 1), 1)}  # fmt: skip
+
+
 # ---- one browser session -----------------------------------------------------------------------
 async def _ready(page, label: str) -> None:
     """The page ``label`` has drawn its heading and its script run has finished."""
@@ -240,17 +285,21 @@ async def _session(browser, url: str, n: int) -> dict[str, Any]:
     return rec
 
 
-async def _sessions(url: str, n: int, home: Path) -> tuple[list[dict[str, Any]], float]:
-    """``n`` sessions at once in one chromium; their records and the wall time they took."""
+async def _sessions(
+    url: str, n: int, home: Path, server_pid: int
+) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
+    """``n`` sessions at once in one chromium: their records, the wall time they took and where
+    the CPU went meanwhile."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS,
                                           env={**os.environ, "HOME": str(home)})  # fmt: skip
         try:
-            t0 = time.perf_counter()
+            cpu0, t0 = _cpu_now(server_pid), time.perf_counter()
             recs = await asyncio.gather(*(_session(browser, url, i) for i in range(n)))
-            return list(recs), time.perf_counter() - t0
+            wall = time.perf_counter() - t0
+            return list(recs), wall, _cpu_split(cpu0, _cpu_now(server_pid), wall)
         finally:
             await browser.close()
 
@@ -277,12 +326,12 @@ def step_load(ctx: StepContext) -> None:
         server, url = _start_server(data)
         job_id = None
         try:
-            warm, warm_s = asyncio.run(_sessions(url, 1, data))
+            warm, warm_s, _ = asyncio.run(_sessions(url, 1, data, server.pid))
             ctx.info["warmup"] = {"seconds": round(warm_s, 1), "pages": _rounded(warm[0]["pages"]),
                                   "errors": warm[0]["errors"]}  # fmt: skip
             job_id = _start_job(data, "categories", JOB_MODEL, JOB_CATEGORIES, ctx.device)
             t_start = time.time()
-            recs, wall = asyncio.run(_sessions(url, n, data))
+            recs, wall, cpu = asyncio.run(_sessions(url, n, data, server.pid))
             t_end = time.time()
             job = _wait_job(data, job_id, timeout_s=900)
         finally:
@@ -296,6 +345,7 @@ def step_load(ctx: StepContext) -> None:
     _record(ctx, n, warm[0]["errors"], recs, wall, lost)
     started, finished = job.started or t_start, job.finished or t_end
     overlap = max(0.0, min(finished, t_end) - max(started, t_start)) / max(t_end - t_start, 1e-9)
+    ctx.info["cpu_during_sessions"] = cpu
     ctx.info["job"] = {"state": job.state, "seconds": round(job.elapsed, 1),
                        "share_of_sessions_overlapped": round(overlap, 3)}  # fmt: skip
 

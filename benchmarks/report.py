@@ -351,13 +351,23 @@ def _load(latest: dict[str, Any]) -> str:
             f"visits and {info.get('adaptations')} adaptations in {info.get('sessions_wall_s')} s; "
             f"the background job ({job.get('state')}, {job.get('seconds')} s) ran during "
             f"{'—' if share is None else f'{100 * share:.0f}%'} of it. Warm-up tour of a fresh "
-            f"server before it: {warm.get('seconds')} s.\n\n"
+            f"server before it: {warm.get('seconds')} s." + _load_cpu(info) + "\n\n"
             + _figures(latest.get("figures", {}), "load") + "\n\n"
             + _table(["page", "p95 s"], [[k, v] for k, v in info["page_p95_s"].items()]))  # fmt: skip
     problems = info.get("errors", []) + info.get("files_changed", [])
     if problems:
         text += "\n\nErrors and changed files:\n" + "\n".join(f"- {p}" for p in problems)
     return text
+
+
+def _load_cpu(info: dict[str, Any]) -> str:
+    """Where the CPU went while the sessions ran (the browsers share the machine here)."""
+    cpu = info.get("cpu_during_sessions")
+    if not cpu:
+        return ""
+    return (f" CPU seconds meanwhile: app server {cpu['server_s']}, browser {cpu['browser_s']}, "
+            f"the rest (the training job and other work on the machine) {cpu['rest_s']}, of "
+            f"{cpu['available_s']} available.")  # fmt: skip
 
 
 def _steps(latest: dict[str, Any]) -> str:
