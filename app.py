@@ -1,4 +1,8 @@
-"""MetaRec analyst dashboard: ``streamlit run app.py`` (``make run`` does it on the demo data)."""
+"""MetaRec analyst dashboard: ``streamlit run app.py`` (``make run`` does it on the demo data).
+
+It listens on 127.0.0.1 only (``.streamlit/config.toml``: ``server.address``) and has no login;
+to let others use it, put a reverse proxy with authentication in front (README, Security).
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import HANDOFF_CATEGORY, context, demo_job
 from pages._shared.errors import error_boundary
+from pages._shared.plain import plain
 from pages._shared.progress import StreamlitProgress
 
 ctx = context()
@@ -125,7 +126,7 @@ if run is None:
 
 st.subheader("Results")
 st.caption(
-    f"{run.model_used} · {len(run.predictions):,} products classified in {run.seconds:.2f} s"
+    f"{plain(run.model_used)} · {len(run.predictions):,} products classified in {run.seconds:.2f} s"
 )
 m = st.columns(5)
 m[0].metric(

@@ -27,7 +27,7 @@ def _adapted(user: str) -> tuple[services.AdaptResult, services.Replay] | None:
     memo = st.session_state.setdefault("map_adapted", {})
     if key not in memo:
         with error_boundary(f"adapting to user {user}"):
-            model = res.coldstart_model(str(ctx.model.path), ctx.model.created)
+            model = res.coldstart_model(str(ctx.model.path), ctx.model.created, dataset)
             inter = res.interactions(ctx.db, dataset)
             history = inter[inter["user_id"] == user]
             memo.clear()  # one user at a time is enough

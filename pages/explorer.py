@@ -8,6 +8,7 @@ from metarec_core import services
 from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import context
+from pages._shared.plain import plain
 
 ctx = context()
 dataset = ctx.require_dataset()
@@ -85,7 +86,7 @@ with tab_sql:
     result = st.session_state.get("ex_result")
     if result is not None:
         if result.error:
-            st.error(result.error)
+            st.error(plain(result.error))
         else:
             more = " (first 10,000 rows)" if result.truncated else ""
             st.success(f"{len(result.frame):,} rows{more} in {result.seconds * 1000:.0f} ms")

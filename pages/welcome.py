@@ -4,6 +4,7 @@ import streamlit as st
 
 from metarec_core import services
 from pages._shared import resources as res
+from pages._shared.plain import plain
 from pages._shared.progress import StreamlitProgress
 
 st.title("Welcome to MetaRec")
@@ -25,7 +26,7 @@ On the first start with data, MetaRec trains the shop's demo models in the backg
 minutes on a laptop CPU); the sidebar shows the progress and the labs open when they are ready.
 """
 )
-st.caption(f"Store: `{res.paths().db_path}`")
+st.caption(f"Store: {plain(res.paths().db_path)}")
 if st.button("Import the demo shops", type="primary", key="welcome_import"):
     res.close_store()
     bar = StreamlitProgress("Importing the demo data…")

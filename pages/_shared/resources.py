@@ -17,6 +17,7 @@ import streamlit as st
 
 from metarec_core import services
 from metarec_core.config import Paths
+from metarec_core.errors import ConflictError
 
 TTL = 600  # seconds a cached query result lives
 log = logging.getLogger("metarec.app")
@@ -80,8 +81,42 @@ def encoder(name: str) -> LazyEncoder:
     return LazyEncoder(name)
 
 
+def coldstart_model(path: str, created: float, dataset: str | None = None):
+    """The cold-start model at ``path``, refused (ConflictError, one line) when its catalogue no
+    longer matches the items of its dataset (``dataset``, else the one it was trained for), e.g.
+    after ``import --replace`` brought another catalogue: it would rank the wrong items."""
+    model = _coldstart_model(path, created)
+    dataset = dataset or _dataset_of(path)
+    store = get_store()
+    if dataset and store is not None and store.has_dataset(dataset):
+        problem = _catalogue_problem(path, created, str(paths().db_path), dataset)
+        if problem:
+            raise ConflictError(problem)
+    return model
+
+
+def _dataset_of(path: str) -> str | None:
+    """The dataset a listed model was trained on (None for a model the app does not list)."""
+    target = Path(path).resolve()
+    for info in services.list_models(paths(), kind="coldstart"):
+        if info.path.resolve() == target:
+            return info.dataset or None
+    return None
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _catalogue_problem(path: str, created: float, db: str, dataset: str) -> str | None:
+    """Why the model cannot serve ``dataset``'s catalogue (None when it can); cached per model
+    and store, and cleared with the other query results when the app writes to the store."""
+    try:
+        _coldstart_model(path, created).check_catalogue(catalogue(db, dataset))
+    except ConflictError as exc:
+        return f"model {Path(path).name} cannot serve dataset '{dataset}': {exc}"
+    return None
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def coldstart_model(path: str, created: float):
+def _coldstart_model(path: str, created: float):
     """A loaded cold-start model (``created`` keys the cache so a replaced model reloads), warmed
     up with one tiny recommendation: its item tables are built lazily (~1.5 s on ml-100k), and
     that belongs to loading the page, not to the first press of "Adapt"."""
