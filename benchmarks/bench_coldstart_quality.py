@@ -32,7 +32,7 @@ SHORT = {"amazon-beauty": "beauty", "instacart": "instacart", "ml-100k": "ml100k
 
 def _tiny_dataset(ctx: StepContext) -> str:
     """A small synthetic folder (interactions.csv + items.csv) for tiny mode."""
-    from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
+    from benchmarks.synthetic import SyntheticConfig, write_synthetic
 
     folder = ctx.work / "coldstart-tiny"
     if not (folder / "interactions.csv").exists():

@@ -1,7 +1,7 @@
 """Scale: synthetic logs of 1M and 10M rows -> import, page queries, Parquet-direct, episodes/s.
 
 Steps per size (tiny: 20k rows; quick: 1M; full: 1M and 10M):
-  synth_<size>     generate the log with DuckDB SQL (metarec_core.data.synthetic) -> Parquet
+  synth_<size>     generate the log with DuckDB SQL (benchmarks.synthetic) -> Parquet
   import_<size>    import the Parquet into a fresh store file with the data layer's importer
   queries_<size>   every query the Overview and Data Explorer pages run, p50 over runs
   parquet_<size>   the same queries answered from the Parquet files through views (no import)
@@ -33,7 +33,7 @@ def _dir(ctx: StepContext, size: str) -> Path:
 
 
 def _files(ctx: StepContext, size: str):
-    from metarec_core.data.synthetic import SyntheticFiles
+    from benchmarks.synthetic import SyntheticFiles
 
     marker = _dir(ctx, size) / "synthetic.json"
     if not marker.exists():
@@ -57,7 +57,7 @@ def _store_path(ctx: StepContext, size: str) -> Path:
 # ---- steps ------------------------------------------------------------------------------------
 def step_synth(ctx: StepContext, size: str) -> None:
     """Generate the synthetic log (hive-partitioned by month) and the catalogue."""
-    from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
+    from benchmarks.synthetic import SyntheticConfig, write_synthetic
 
     out = _dir(ctx, size) / "parquet"
     shutil.rmtree(out, ignore_errors=True)
@@ -191,7 +191,7 @@ def step_parquet(ctx: StepContext, size: str) -> None:
 def step_episodes(ctx: StepContext, size: str) -> None:
     """Episodes/s sampled by SQL from the store (global shuffle and block shuffle), from the
     Parquet files, and with a reference first-order meta-training step on each batch."""
-    from metarec_core.data.episodes import EpisodeConfig, EpisodeSampler
+    from benchmarks.episodes import EpisodeConfig, EpisodeSampler
     from metarec_core.data.store import Store
 
     path = _store_path(ctx, size)
@@ -238,7 +238,7 @@ def _meta_train_rate(ctx: StepContext, key: str, sampler, n_batches: int, repeat
     the query) on every batch, to show sampling keeps up with training."""
     import torch
 
-    from metarec_core.data.episodes import prefetch
+    from benchmarks.episodes import prefetch
 
     torch.manual_seed(0)
     n_items, dim = len(sampler.item_ids), 64

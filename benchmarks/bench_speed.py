@@ -8,8 +8,7 @@ GPU. Figures (keys of latest.json):
                  adapt_users_per_s_{100,1000,10000}: one batched call for N users (k = 5)
   recommend      recommend_2000_s: ``metarec_core recommend`` CLI for 2,000 users, model load incl.
   encode         encode_titles_per_s (new titles through MiniLM), cache_hits_per_s
-  classify       classify_10k_s: 10,000 cached items against 50 prototypes;
-                 classify_1shot_2k_s: 5 categories x 1 shot, 2,000 queries, support-tuned
+  classify       classify_10k_s: 10,000 cached items against 50 prototypes
   train_categories  train_categories_instacart_s: ``metarec_core train-categories`` CLI on the
                  shared Instacart catalogue, cold embedding cache included
   umap_cold      umap_5k_cold_s: 5k points in a fresh process (numba compiles per process)
@@ -201,7 +200,7 @@ def _titles() -> list[str]:
     path = SHARED_DATASETS_DIR / "instacart" / "items.csv.gz"
     if path.exists():
         return pd.read_csv(path, usecols=["name"])["name"].dropna().astype(str).tolist()
-    from metarec_core.data.synthetic import _ADJECTIVES, _BRANDS, _NOUNS
+    from benchmarks.synthetic import _ADJECTIVES, _BRANDS, _NOUNS
 
     return [f"{b} {a} {n} {i}" for i, (b, a, n) in enumerate(
         (b, a, n) for b in _BRANDS for a in _ADJECTIVES for n in _NOUNS)]  # fmt: skip
@@ -245,10 +244,7 @@ def step_encode(ctx: StepContext) -> None:
 
 def step_classify(ctx: StepContext) -> None:
     """classify(): 50 categories x 5 shots, 10,000 query items whose embeddings are cached."""
-    classify, model_cls, config_cls = require(
-        "metarec_core.categories", "classify", "CategoryModel", "CategoryConfig"
-    )
-    steps = require("metarec_core.categories.config", "SUPPORT_TUNING_STEPS")
+    classify = require("metarec_core.categories", "classify")
     path = SHARED_DATASETS_DIR / "instacart" / "items.csv.gz"
     if not path.exists():
         raise Skip("instacart items not found")
@@ -270,18 +266,6 @@ def step_classify(ctx: StepContext) -> None:
         )
         ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_s", seconds, "s")
     ctx.info.update(n_query=n_query, n_categories=len(cats), model_used=res.model_used)
-    # 5 categories, 1 shot each, support tuning turned on (it is off by default; MiniLM, tasks
-    # of at most tune_max_categories categories): every query is embedded again
-    one = support[support.category.isin(cats[:5])].groupby("category").head(1)
-    one = one[["item_id", "title", "category"]]
-    few = query.iloc[: ctx.pick(200, 2000, 2000)]
-    tuning_on = model_cls.untrained(config_cls(tune_steps=steps))
-    for _ in range(ctx.pick(1, 2, 3)):
-        seconds, res = timed(
-            lambda: classify(one, few, tuning_on, encoder=enc, cache_dir=cache_dir)
-        )  # fmt: skip
-        ctx.add("classify_1shot_2k_s", seconds, "s")
-    ctx.info.update(one_shot_tuned=res.tuned)
 
 
 def step_train_categories(ctx: StepContext) -> None:
@@ -354,7 +338,7 @@ STEPS = [
     Step("recommend", step_recommend, ("recommend_2000_s",),
          {"tiny": 120, "quick": 300, "full": 600}),
     Step("encode", step_encode, ("encode_titles_per_s", "encode_titles_per_cpu_s", "cache_hits_per_s")),
-    Step("classify", step_classify, ("classify_10k_s", "classify_1k_s", "classify_1shot_2k_s")),
+    Step("classify", step_classify, ("classify_10k_s", "classify_1k_s")),
     Step("train_categories", step_train_categories, ("train_categories_instacart_s",),
          {"tiny": 60, "quick": 1900, "full": 1900}, modes=("quick", "full")),
     Step("umap_cold", step_umap_cold, ("umap_5k_cold_s",), {"tiny": 60, "quick": 240, "full": 240},

@@ -1,4 +1,4 @@
-"""Command line for the synthetic log generator (metarec_core.data.synthetic).
+"""Command line for the synthetic log generator (benchmarks.synthetic).
 
     python -m benchmarks.synthetic_data --rows 10000000 --out /data/syn10m [--partition-by-month]
         [--users N] [--items N] [--categories N] [--item-alpha 1.0] [--user-alpha 0.8] [--seed 0]
@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
+from benchmarks.synthetic import SyntheticConfig, write_synthetic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,8 +220,8 @@ def test_speed_suite_on_cuda(tmp_path):
 
 def test_parquet_direct_answers_the_page_queries(tmp_path):
     from benchmarks.parquet_direct import parquet_store
+    from benchmarks.synthetic import SyntheticConfig, write_synthetic
     from metarec_core.data import queries as q
-    from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
 
     files = write_synthetic(
         tmp_path, SyntheticConfig(n_rows=3_000, seed=1), partition_by_month=True

@@ -8,7 +8,7 @@ import pytest
 
 from metarec_core.categories import CategoryConfig, CategoryModel, classify
 from metarec_core.categories.aids import label_next
-from metarec_core.categories.config import SUPPORT_TUNING_STEPS
+from metarec_core.categories.config import EngineConstants
 from metarec_core.categories.engine import (
     leave_one_out_scores,
     mixture_threshold,
@@ -22,7 +22,6 @@ from metarec_core.categories.protonet import (
     label_propagation,
     prototypes,
     reestimated_prototypes,
-    refine_prototypes,
 )
 from metarec_core.embed.encoder import FakeEncoder
 from metarec_core.errors import ValidationError
@@ -113,7 +112,7 @@ def test_open_set_rejects_foreign_item(tmp_path):
         {"item_id": ["in", "out"], "title": ["yellow banana", "zxqv 9000 turbo wrench kit"]}
     )
     model = CategoryModel.plain(
-        CategoryConfig(encoder="fake", center=False, refine_steps=0, name_weight=0)
+        CategoryConfig(encoder="fake", engine=EngineConstants(center=False, name_weight=0))
     )
     res = classify(_support(5), query, model, open_set=True, encoder=enc, cache_dir=tmp_path)
     pred = res.predictions.set_index("item_id")["category"]
@@ -134,14 +133,6 @@ def test_leave_one_out_matches_explicit_loop():
         assert sim[i] == pytest.approx(float(z[i] @ p[y[i]]), abs=1e-5)
 
 
-def test_refinement_keeps_unit_prototypes_and_moves_towards_queries():
-    z_s = l2n(np.array([[1.0, 0.0], [0.0, 1.0]]))
-    q = l2n(np.array([[1.0, 0.3], [1.0, 0.2]]))
-    p = refine_prototypes(z_s, np.array([0, 1]), q, z_s.astype(np.float32), 10.0, 3)
-    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
-    assert p[0, 1] > 0  # class 0 moved towards its queries
-
-
 def test_episode_sampler_is_seeded_and_disjoint():
     y = np.repeat(np.arange(8), 10)
     a = EpisodeSampler(y, seed=3).sample(5, 2, 4)
@@ -156,7 +147,7 @@ def test_score_names_only_used_when_support_agrees():
     centers = l2n(rng.normal(size=(3, 16)))
     xs = l2n(np.repeat(centers, 3, axis=0) + 0.1 * rng.normal(size=(9, 16)))
     ys = np.repeat(np.arange(3), 3)
-    model = CategoryModel(CategoryConfig(encoder="fake", refine_steps=0), None, 10.0, "x")
+    model = CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "x")
     good = score(model, xs, ys, xs[:2], 3, centers)
     bad = score(model, xs, ys, xs[:2], 3, centers[[1, 2, 0]])
     assert good.used_names and not bad.used_names
@@ -201,6 +192,18 @@ def test_config_validates():
     with pytest.raises(ValidationError):
         CategoryConfig(n_way=1)
     assert CategoryConfig.from_dict({"rank": 8, "unknown": 1}).rank == 8
+    with pytest.raises(ValidationError, match="EngineConstants: sharpen"):
+        EngineConstants(sharpen=0.0)
+
+
+def test_config_round_trips_and_reads_flat_engine_constants():
+    cfg = CategoryConfig(rank=8, engine=EngineConstants(hub_correction=0.1))
+    assert CategoryConfig.from_dict(cfg.to_dict()) == cfg
+    # a flat config (every constant beside the settings) still loads, old keys ignored
+    flat = {"rank": 8, "hub_correction": 0.1, "refine_steps": 0, "tune_steps": 0}
+    assert CategoryConfig.from_dict(flat) == cfg
+    with pytest.raises(ValidationError, match="engine must be a mapping"):
+        CategoryConfig.from_dict({"engine": 3})
 
 
 def test_label_propagation_follows_the_neighbourhood():
@@ -218,13 +221,17 @@ def test_label_propagation_follows_the_neighbourhood():
 
 def test_propagation_spreads_further_with_more_queries_per_category():
     cfg = CategoryConfig()
-    alphas = [propagation_alpha(cfg, q, 5) for q in (10, 25, 75, 500, 2000, 10**6)]
+    alphas = [propagation_alpha(cfg.engine, q, 5) for q in (10, 25, 75, 500, 2000, 10**6)]
     assert alphas == sorted(alphas) and alphas[0] < alphas[-1]
     assert alphas[0] == pytest.approx(0.6) and alphas[-1] == pytest.approx(0.99)  # bounds
     # the same queries over more categories spread less far
-    assert propagation_alpha(cfg, 500, 50) < propagation_alpha(cfg, 500, 5)
-    fixed = CategoryConfig(propagate_alpha=0.8, propagate_alpha_by_queries=False)
-    assert propagation_alpha(fixed, 10, 5) == propagation_alpha(fixed, 10**6, 5) == 0.8
+    assert propagation_alpha(cfg.engine, 500, 50) < propagation_alpha(cfg.engine, 500, 5)
+    fixed = CategoryConfig(
+        engine=EngineConstants(propagate_alpha=0.8, propagate_alpha_by_queries=False)
+    )
+    assert (
+        propagation_alpha(fixed.engine, 10, 5) == propagation_alpha(fixed.engine, 10**6, 5) == 0.8
+    )
 
 
 def test_hub_correction_stops_a_broad_prototype_taking_its_neighbours_queries():
@@ -246,14 +253,16 @@ def test_score_applies_hub_correction_only_with_enough_queries():
     rng = np.random.default_rng(0)
     xs, ys = l2n(rng.normal(size=(6, 16))).astype(np.float32), np.repeat([0, 1, 2], 2)
     on, off = (
-        CategoryModel.untrained(CategoryConfig(hub_correction=w, propagate_alpha=0.0))
+        CategoryModel.untrained(
+            CategoryConfig(engine=EngineConstants(hub_correction=w, propagate_alpha=0.0))
+        )
         for w in (0.25, 0.0)
     )
     for n_query, differs in ((29, False), (30, True)):
         xq = l2n(rng.normal(size=(n_query, 16))).astype(np.float32)
         a, b = (score(m, xs, ys, xq, 3).probs for m in (on, off))
         assert (not np.allclose(a, b)) == differs
-    assert CategoryModel.plain().config.hub_correction == 0.0
+    assert CategoryModel.plain().config.engine.hub_correction == 0.0
 
 
 def test_reestimated_prototypes_move_towards_the_queries_their_category_holds():
@@ -272,8 +281,10 @@ def test_reestimated_prototypes_move_towards_the_queries_their_category_holds():
 def test_second_propagation_round_only_with_few_queries_per_category():
     rng = np.random.default_rng(1)
     xs, ys = l2n(rng.normal(size=(6, 16))).astype(np.float32), np.repeat([0, 1, 2], 2)
-    on = CategoryModel.untrained(CategoryConfig(reestimate_max_per_category=10))
-    off = CategoryModel.untrained(CategoryConfig(reestimate_weight=0.0))
+    on = CategoryModel.untrained(
+        CategoryConfig(engine=EngineConstants(reestimate_max_per_category=10))
+    )
+    off = CategoryModel.untrained(CategoryConfig(engine=EngineConstants(reestimate_weight=0.0)))
     for n_query, differs in ((30, True), (31, False)):  # 10 per category, then just over
         xq = l2n(rng.normal(size=(n_query, 16))).astype(np.float32)
         a, b = (score(m, xs, ys, xq, 3).probs for m in (on, off))
@@ -311,7 +322,9 @@ def test_open_set_threshold_separates_support_from_other_categories(tmp_path):
     assert pred.iloc[:-3].notna().mean() >= 0.5
     conf = res.predictions["confidence"]
     assert conf.between(0, 1).all()
-    quantile = CategoryModel.untrained(CategoryConfig(open_set_rule="quantile"))
+    quantile = CategoryModel.untrained(
+        CategoryConfig(engine=EngineConstants(open_set_rule="quantile"))
+    )
     low = classify(_support(3), query, quantile, open_set=True, encoder=enc, cache_dir=tmp_path)
     assert res.threshold >= low.threshold
 
@@ -345,49 +358,28 @@ def test_name_weight_grows_as_examples_shrink():
     np.testing.assert_allclose(name_weights(0.7, np.array([1, 5]), by_shots=False), [0.7, 0.7])
 
 
-def test_support_tuning_is_only_for_few_examples_and_minilm():
-    from metarec_core.categories.tuning import tunable_encoder, wants_tuning
-
-    cfg = CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS)
-    one_shot, five_shot = np.arange(4), np.repeat(np.arange(4), 5)
-    assert wants_tuning(cfg, one_shot, n_queries=100)
-    assert wants_tuning(cfg, np.array([0, 0, 1, 2]), n_queries=100)  # 1.33 examples on average
-    assert not wants_tuning(cfg, five_shot, n_queries=100)
-    assert not wants_tuning(cfg, one_shot, n_queries=0)
-    assert not wants_tuning(cfg, one_shot, n_queries=cfg.tune_max_queries + 1)
-    assert not wants_tuning(CategoryConfig(), one_shot, n_queries=100)  # off by default
-    many = np.arange(cfg.tune_max_categories + 1)  # one example each, one category too many
-    assert wants_tuning(cfg, many[:-1], n_queries=100) and not wants_tuning(cfg, many, 100)
-    assert not wants_tuning(CategoryModel.plain().config, one_shot, n_queries=100)
-    assert tunable_encoder(CategoryConfig(encoder="fake")) is None
-    assert tunable_encoder(cfg, FakeEncoder()) is None
-    assert tunable_encoder(cfg, TopicEncoder()) is None
-
-
-def test_one_shot_classify_with_a_non_minilm_encoder_is_not_tuned(tmp_path):
-    tuning_on = CategoryModel.untrained(CategoryConfig(tune_steps=SUPPORT_TUNING_STEPS))
-    res = classify(_support(1), _query(), tuning_on, encoder=TopicEncoder(), cache_dir=tmp_path)
-    assert not res.tuned
+def test_one_shot_classify(tmp_path):
+    res = classify(_support(1), _query(), encoder=TopicEncoder(), cache_dir=tmp_path)
     assert res.predictions["category"].tolist()[:2] == ["fruit", "fruit"]
 
 
-def test_names_describe_the_support_only_clearly_above_chance():
-    from metarec_core.categories.tuning import names_describe
+def test_names_beat_chance_only_clearly_above_it():
+    from metarec_core.categories.engine import names_beat_chance
 
     eye = np.eye(8, dtype=np.float32)
     labels = np.arange(4)
-    assert names_describe(eye[:4], labels, eye[:4])  # every example finds its own name
-    assert not names_describe(eye[:4], labels, eye[[1, 2, 3, 0]])  # every name is another's
+    assert names_beat_chance(eye[:4], labels, eye[:4])  # every example finds its own name
+    assert not names_beat_chance(eye[:4], labels, eye[[1, 2, 3, 0]])  # every name is another's
     # 25 categories: 2 of 25 examples recognised is twice chance, 1 of 25 is not
     names = l2n(np.random.default_rng(0).normal(size=(25, 16))).astype(np.float32)
     wrong = np.roll(np.arange(25), 1)
-    assert not names_describe(names[wrong], np.arange(25), names)
+    assert not names_beat_chance(names[wrong], np.arange(25), names)
     two = wrong.copy()
     two[:2] = [0, 1]
-    assert names_describe(names[two], np.arange(25), names)
+    assert names_beat_chance(names[two], np.arange(25), names)
     one = wrong.copy()
     one[:1] = [0]
-    assert not names_describe(names[one], np.arange(25), names)
+    assert not names_beat_chance(names[one], np.arange(25), names)
 
 
 def test_neighbour_search_stays_float32_on_cpus_without_bfloat16(monkeypatch):
@@ -410,7 +402,7 @@ def test_one_shot_name_prior_needs_twice_chance_and_a_fifth_of_the_support():
     """At 1 shot (nothing to leave out) the names are used when they alone recognise at least
     2 / C of the examples and at least a fifth: 2 of 5 in a 5-way task, 5 of 25 in a 25-way one."""
     rng = np.random.default_rng(0)
-    model = CategoryModel(CategoryConfig(encoder="fake", refine_steps=0), None, 10.0, "x")
+    model = CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "x")
 
     def used(n: int, recognised: int) -> bool:
         names = l2n(rng.normal(size=(n, 32))).astype(np.float32)
@@ -456,7 +448,9 @@ def test_one_category_one_shot_threshold_comes_from_the_queries():
     proto = l2n(rng.normal(size=(1, 64)))
     near = l2n(proto + 0.1 * rng.normal(size=(20, 64)))
     far = l2n(rng.normal(size=(180, 64)))
-    model = CategoryModel.untrained(CategoryConfig(encoder="fake", center=False))
+    model = CategoryModel.untrained(
+        CategoryConfig(encoder="fake", engine=EngineConstants(center=False))
+    )
     s = score(model, proto, np.zeros(1, np.int64), np.concatenate([near, far]), 1, open_set=True)
     assert s.threshold == pytest.approx(mixture_threshold(s.sims[:, 0]))
     accepted = s.pred >= 0
@@ -468,7 +462,9 @@ def test_one_category_uses_its_name_only_when_it_describes_the_examples():
     topic = l2n(rng.normal(size=(1, 16)))
     xs = l2n(topic + 0.5 * rng.normal(size=(3, 16)))
     xq = l2n(rng.normal(size=(60, 16)))
-    model = CategoryModel.untrained(CategoryConfig(encoder="fake", center=False))
+    model = CategoryModel.untrained(
+        CategoryConfig(encoder="fake", engine=EngineConstants(center=False))
+    )
     ys = np.zeros(3, np.int64)
     assert score(model, xs, ys, xq, 1, topic, open_set=True).used_names
     unrelated = l2n(rng.normal(size=(1, 16)))
@@ -484,14 +480,14 @@ def test_open_set_threshold_averages_the_support_and_the_queries_with_enough_que
                              rng.normal(size=(60, 32))]))  # fmt: skip
 
     def run(weight: float, queries: np.ndarray):
-        cfg = CategoryConfig(encoder="fake", open_set_query_weight=weight)
+        cfg = CategoryConfig(encoder="fake", engine=EngineConstants(open_set_query_weight=weight))
         return score(CategoryModel.untrained(cfg), xs, ys, queries, 3, open_set=True)
 
     alone, mixed = run(0.0, xq), run(0.5, xq)
     queries_say = mixture_threshold(mixed.sims.max(1))
     assert mixed.threshold == pytest.approx(0.5 * alone.threshold + 0.5 * queries_say)
     assert alone.threshold != pytest.approx(queries_say)
-    few = xq[:40]  # under MIXTURE_MIN_QUERIES: the support alone
+    few = xq[:40]  # under mixture_min_queries: the support alone
     assert run(0.5, few).threshold == pytest.approx(run(0.0, few).threshold)
 
 
@@ -504,7 +500,7 @@ def test_used_names_join_the_propagation_graph_as_labelled_items():
     xq, ys = np.concatenate([near_name, rest]), np.arange(2)
 
     def class0(nodes: bool) -> float:
-        cfg = CategoryConfig(encoder="fake", name_nodes=nodes, center=False)
+        cfg = CategoryConfig(encoder="fake", engine=EngineConstants(name_nodes=nodes, center=False))
         s = score(CategoryModel.untrained(cfg), xs, ys, xq, 2, names)
         assert s.used_names
         return float(s.probs[:15, 0].mean())
@@ -520,7 +516,9 @@ def test_name_prior_may_cost_one_leave_one_out_item_but_not_two():
         xs = l2n(np.repeat(centers, 3, axis=0) + 0.6 * rng.normal(size=(9, 16)))
         ys = np.repeat(np.arange(3), 3)
         names = l2n(centers + 0.9 * rng.normal(size=(3, 16)))
-        model = CategoryModel(CategoryConfig(encoder="fake", center=False), None, 10.0, "x")
+        model = CategoryModel(
+            CategoryConfig(encoder="fake", engine=EngineConstants(center=False)), None, 10.0, "x"
+        )
         pred_n, _ = leave_one_out_scores(xs, ys, 3, names, 1.0, True)
         pred_0, _ = leave_one_out_scores(xs, ys, 3, None, 0.0)
         lost = int((pred_0 == ys).sum() - (pred_n == ys).sum())  # items the names get wrong

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metarec_core.data.episodes import EpisodeConfig, EpisodeSampler, prefetch
-from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
+from benchmarks.episodes import EpisodeConfig, EpisodeSampler, prefetch
+from benchmarks.synthetic import SyntheticConfig, write_synthetic
 from metarec_core.errors import ValidationError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from metarec_core.data.synthetic import SyntheticConfig, write_synthetic
+from benchmarks.synthetic import SyntheticConfig, write_synthetic
 from metarec_core.errors import ValidationError
 
 

@@ -2,7 +2,8 @@
 
 Public API (all results are CPU-side numpy / pandas):
 
-- ``CategoryConfig``: frozen settings, validated on construction.
+- ``CategoryConfig``: frozen settings, validated on construction; its ``engine`` block
+  (``EngineConstants``) holds the measured constants of classification.
 - ``train_category_model(items, config=None, progress=no_progress, encoder=None,
   category_column="category", text_column=None) -> CategoryModel``: embed a labelled catalogue
   (cached) and meta-train the residual projection episodically on its categories; the projection
@@ -18,10 +19,7 @@ Public API (all results are CPU-side numpy / pandas):
   Classification``: support = item_id, title (or name), category; query = item_id, title;
   ``model=None`` means ``CategoryModel.untrained()``.
   ``.predictions`` has item_id, category (None = "none of these"), confidence; also
-  ``.prototypes``, ``.threshold``, ``.leave_one_out``, ``.model_used``, ``.tuned``. With support
-  tuning turned on (``tune_steps``; off by default) and one or two examples per category on
-  average (and MiniLM), the task is embedded after support tuning (``categories.tuning``: a few
-  steps on a copy of the encoder's top layers, SetFit-style).
+  ``.prototypes``, ``.threshold``, ``.leave_one_out``, ``.model_used``, ``.used_names``.
 - Validation aids on a Classification: ``leave_one_out``, ``confusion``,
   ``closest_to_prototypes``, ``label_next``.
 - ``evaluate_categories(items, category_column, held_out, group_column=None, ...) ->

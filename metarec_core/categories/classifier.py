@@ -14,7 +14,6 @@ import pandas as pd
 
 from metarec_core.categories.engine import Scores, score
 from metarec_core.categories.model import CategoryModel
-from metarec_core.categories.tuning import tuned_score, tuner_for
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
@@ -38,9 +37,6 @@ class Classification:
         leave_one_out: leave-one-out accuracy on the support alone (None if not estimable).
         model_used: which model was used, for people (``CategoryModel.description``).
         used_names: whether the category names were used as a prior (decided on the support).
-        tuned: whether support tuning ran (``categories.tuning``), for people and reports.
-        names_undescriptive: support tuning was due but skipped, because the category names do
-            not recognise the examples (``categories.tuning.names_describe``).
         skipped_empty: support and query rows skipped because their title was empty.
         support: the cleaned support (item_id, title, category).
         query: the cleaned query (item_id, title).
@@ -54,8 +50,6 @@ class Classification:
     leave_one_out: float | None
     model_used: str
     used_names: bool
-    tuned: bool = False
-    names_undescriptive: bool = False
     skipped_empty: dict[str, int] = field(default_factory=dict)
     support: pd.DataFrame | None = None
     query: pd.DataFrame | None = None
@@ -187,14 +181,9 @@ def classify(
         _check_dim(model, x.shape[1])
         return x
 
-    x = embed(titles + categories)  # few texts; the names also decide on support tuning
+    x = embed(titles + categories)  # (S + C, D): the support and the category names
     xs, xn = x[: len(s)], x[len(s) :]
-    tuner, undescriptive = tuner_for(model.config, encoder, ys, len(q), xs, xn)
-    if tuner is not None:
-        _check_dim(model, tuner.dim)
-        result = tuned_score(model, tuner, titles, ys, categories, queries, open_set, progress)
-    else:
-        result = score(model, xs, ys, embed(queries), len(categories), xn, open_set=open_set)
+    result = score(model, xs, ys, embed(queries), len(categories), xn, open_set=open_set)
     cats = np.asarray(categories, dtype=object)
     label = np.where(result.pred >= 0, cats[np.maximum(result.pred, 0)], None)
     predictions = pd.DataFrame(
@@ -214,8 +203,6 @@ def classify(
         leave_one_out=result.loo_accuracy,
         model_used=model.description,
         used_names=result.used_names,
-        tuned=tuner is not None,
-        names_undescriptive=undescriptive,
         skipped_empty=skipped,
         support=s,
         query=q,

@@ -8,11 +8,11 @@ embeddings; the model decides the space (projection, centring) and the tricks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from metarec_core.categories.config import CategoryConfig
+from metarec_core.categories.config import EngineConstants
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.protonet import (
     hub_corrected,
@@ -21,48 +21,8 @@ from metarec_core.categories.protonet import (
     label_propagation,
     prototypes,
     reestimated_prototypes,
-    refine_prototypes,
     softmax,
 )
-
-# Open-set threshold when leave-one-out has too few in-category similarities (1-shot supports
-# without a usable name prior, and no trained model to supply one): the 10% quantile of 1-shot
-# queries' similarity to their own prototype, measured on held-out Instacart departments
-# (5-way tasks), in the raw encoder space and after centring on the task.
-FALLBACK_THRESHOLD = {"raw": 0.15, "centred": -0.05}
-MIN_LOO_FOR_THRESHOLD = 3
-# At 1 shot the name prior is used when the names alone recognise twice chance's share of the
-# support and at least this share. On held-out Instacart departments (untuned, 3 folds) this
-# rule, against "half of the support", raised 5-way 1-shot accuracy by 0.008-0.051 and all-way
-# 1-shot by 0.086-0.125; with meaningless names ("category 17") it changed nothing, where twice
-# chance alone let them through in all-way tasks now and then (-0.002 to -0.003).
-NAMES_PRIOR_FLOOR = 0.2
-# With examples to leave out, the name prior is used unless it gets more than this many support
-# items wrong beyond what the examples alone get wrong. On held-out Instacart departments (3
-# folds, untuned) a slack of 1 instead of 0 raised 5-way 5-shot accuracy by 0.000-0.004 per fold
-# and 3-shot by 0.000-0.004, all-way level; with meaningless names ("category 7") everything
-# stayed within 0.001. A slack of 2 let meaningless names through all-way (-0.010 on one fold).
-NAMES_LOO_SLACK = 1
-# Label propagation's alpha from the queries per category r: 1 - r ** -0.7, within these bounds.
-# On held-out Instacart departments (3 folds, 5- and 10-way, 5 to 300 queries per category, and
-# all-way with ~400) the best fixed alpha went from 0.6-0.7 at 5 queries per category to 0.99 at
-# 300 or more; the rule is within ~0.005 of the best alpha at each size.
-PROPAGATE_ALPHA_BOUNDS = (0.6, 0.99)
-PROPAGATE_ALPHA_POWER = 0.7
-# A single new category with too few examples for leave-one-out (1-2 shots without a usable name
-# prior) takes its open-set threshold from the queries instead, when there are at least this
-# many: where a two-component Gaussian mixture of their similarities to the prototype puts the
-# upper component (``mixture_threshold``). On held-out Instacart departments (3 folds, 12 aisles
-# each, 1-2 shots) the fallback constants, measured in 5-way tasks, accepted most of a catalogue:
-# F1 of the category among every other product of its departments 0.09-0.10 (precision 0.05).
-# With the mixture and the name rule below, 0.19-0.21 there and 0.47-0.53 with ten foreign
-# products per product of the category (fallback 0.24-0.27), but 0.48-0.52 against 0.66-0.77
-# when half the queries belong: the mixture assumes a catalogue, mostly other products.
-MIXTURE_MIN_QUERIES = 50
-# A single category's name is used when its examples rank, on average, within this share of the
-# queries by similarity to the name (needs this many queries; see ``_name_describes_one``).
-NAME_RANK_MAX_SHARE = 0.25
-NAME_RANK_MIN_QUERIES = 20
 
 
 @dataclass
@@ -161,29 +121,25 @@ def names_beat_chance(
     return n >= 2 and names_recognise(x, labels, x_names) >= max(2.0 / n, floor)
 
 
-def propagation_alpha(config: CategoryConfig, n_queries: int, n_classes: int) -> float:
+def propagation_alpha(eng: EngineConstants, n_queries: int, n_classes: int) -> float:
     """Label propagation's alpha for a task of ``n_queries`` over ``n_classes`` categories.
 
-    With ``config.propagate_alpha_by_queries`` the labels spread further the more unlabelled
-    items each category has (``1 - r ** -0.7`` for r queries per category, bounded); otherwise
-    ``config.propagate_alpha``.
+    With ``eng.propagate_alpha_by_queries`` the labels spread further the more unlabelled
+    items each category has (``1 - r ** -power`` for r queries per category, bounded); otherwise
+    ``eng.propagate_alpha``.
     """
-    if not config.propagate_alpha_by_queries:
-        return float(config.propagate_alpha)
+    if not eng.propagate_alpha_by_queries:
+        return float(eng.propagate_alpha)
     per_class = max(n_queries, 1) / max(n_classes, 1)
-    low, high = PROPAGATE_ALPHA_BOUNDS
-    return float(np.clip(1.0 - per_class**-PROPAGATE_ALPHA_POWER, low, high))
+    low, high = eng.propagate_alpha_min, eng.propagate_alpha_max
+    return float(np.clip(1.0 - per_class**-eng.propagate_alpha_power, low, high))
 
 
 def _decide_names(
-    zs: np.ndarray,
-    ys: np.ndarray,
-    n_classes: int,
-    z_names: np.ndarray | None,
-    weight: float,
-    by_shots: bool = False,
+    zs: np.ndarray, ys: np.ndarray, n_classes: int, z_names: np.ndarray | None, eng: EngineConstants
 ) -> bool:
     """Use the name prior only when the support itself says the names carry the category."""
+    weight, by_shots = eng.name_weight, eng.name_weight_by_shots
     if z_names is None or weight <= 0:
         return False
     pred_n, _ = leave_one_out_scores(zs, ys, n_classes, z_names, weight, by_shots)
@@ -191,16 +147,16 @@ def _decide_names(
     both = pred_0 >= 0
     if both.any():  # compare on the items both can score
         right_n, right_0 = (pred_n[both] == ys[both]).sum(), (pred_0[both] == ys[both]).sum()
-        return bool(right_n >= right_0 - NAMES_LOO_SLACK)
+        return bool(right_n >= right_0 - eng.names_loo_slack)
     # 1 shot, nothing to leave out: do the names alone recognise the support?
-    return names_beat_chance(zs, ys, z_names, NAMES_PRIOR_FLOOR)
+    return names_beat_chance(zs, ys, z_names, eng.names_prior_floor)
 
 
 def _name_describes_one(
-    zs: np.ndarray, zq: np.ndarray, z_names: np.ndarray | None, weight: float
+    zs: np.ndarray, zq: np.ndarray, z_names: np.ndarray | None, eng: EngineConstants
 ) -> bool:
     """Whether a single category's name (1, D) describes its examples ``zs`` (S, D): they sit,
-    on average, among the quarter of the queries ``zq`` (Q, D) most similar to the name.
+    on average, among the top ``eng.name_rank_max_share`` of the queries ``zq`` (Q, D) most similar to the name.
 
     With one category leave-one-out is always right, so it cannot judge the name; the queries
     (mostly products of other categories) can. On held-out Instacart aisles a one-shot example
@@ -210,11 +166,11 @@ def _name_describes_one(
     69-81% of the tasks and names such as "category 7" in 11-28%; sharing 0.4 instead of 0.25
     gained up to 0.04 of F1 with real names and let the meaningless ones through twice as often.
     """
-    if z_names is None or weight <= 0 or len(zq) < NAME_RANK_MIN_QUERIES:
+    if z_names is None or eng.name_weight <= 0 or len(zq) < eng.name_rank_min_queries:
         return False
     q = np.sort(zq @ z_names[0])
     rank = 1.0 - np.searchsorted(q, zs @ z_names[0], side="right") / len(q)  # (S,) share above
-    return bool(rank.mean() <= NAME_RANK_MAX_SHARE)
+    return bool(rank.mean() <= eng.name_rank_max_share)
 
 
 def score(
@@ -230,30 +186,22 @@ def score(
 
     ``x_names`` (C, D) are raw embeddings of the category names (None to skip the name prior).
     """
-    cfg = model.config
+    cfg = model.config.engine
     pool = np.concatenate([xs, xq]) if len(xq) else xs
     mean = pool.mean(0, keepdims=True) if cfg.center else 0.0
     zs, zq = model.transform(xs, mean), model.transform(xq, mean)
     z_names = model.transform(x_names, mean) if x_names is not None else None
     by_shots = cfg.name_weight_by_shots
     if n_classes == 1:  # leave-one-out cannot compare categories: ask the queries instead
-        used_names = _name_describes_one(zs, zq, z_names, cfg.name_weight)
+        used_names = _name_describes_one(zs, zq, z_names, cfg)
     else:
-        used_names = _decide_names(zs, ys, n_classes, z_names, cfg.name_weight, by_shots)
+        used_names = _decide_names(zs, ys, n_classes, z_names, cfg)
     weight = cfg.name_weight if used_names else 0.0
     loo_pred, loo_sim = leave_one_out_scores(zs, ys, n_classes, z_names, weight, by_shots)
     w_class = name_weights(weight, np.bincount(ys, minlength=n_classes), by_shots)  # (C,)
     protos = _with_names(l2n(prototypes(zs, ys, n_classes)), z_names, w_class)
     sims = zq @ protos.T  # (Q, C)
     threshold = _threshold(model, loo_sim, zs @ protos.T, ys, sims) if open_set else None
-    if cfg.refine_steps > 0 and len(zq) >= n_classes:
-        pool_q = zq if threshold is None else zq[sims.max(1) >= threshold]
-        if len(pool_q):
-            prior = w_class[:, None].astype(np.float32) * z_names if weight > 0 else None
-            protos = refine_prototypes(
-                zs, ys, pool_q, protos, model.temperature, cfg.refine_steps, prior
-            )
-            sims = zq @ protos.T
     graph_zs, graph_ys = zs, ys
     if cfg.name_nodes and weight > 0:  # the names join the labelled items of the graph
         graph_zs, graph_ys = (
@@ -301,7 +249,7 @@ def _query_probs(
     ``protos``: hub-corrected, then, with enough queries, label propagation, prototypes
     re-estimated from what it found and propagated once more (few queries per category only),
     and sharpening."""
-    cfg = model.config
+    cfg = model.config.engine
     n_classes = len(protos)
     if n_classes == 1:  # nothing to choose between: the open-set threshold does the work
         return np.ones((len(zq), 1))
@@ -339,7 +287,7 @@ def _threshold(
     ys: np.ndarray,
     query_sims: np.ndarray,
 ) -> float:
-    """Open-set threshold: what the support says, and, with at least ``MIXTURE_MIN_QUERIES``
+    """Open-set threshold: what the support says, and, with at least ``mixture_min_queries``
     queries, what their similarities ``query_sims`` (Q, C) say.
 
     The support's threshold is ``_support_threshold``; with two or more categories and enough
@@ -347,19 +295,19 @@ def _threshold(
     query's best similarity. A single category with too few examples for leave-one-out takes
     the mixture alone.
     """
-    cfg = model.config
-    many = len(query_sims) >= MIXTURE_MIN_QUERIES
+    cfg, seed = model.config.engine, model.config.seed
+    many = len(query_sims) >= cfg.mixture_min_queries
     support = _support_threshold(model, loo_sim, support_sims, ys)
     if support is None:
         if support_sims.shape[1] == 1 and many:
-            return mixture_threshold(query_sims[:, 0], cfg.seed)
+            return mixture_threshold(query_sims[:, 0], seed)
         stored = model.report.get("open_set_threshold_1shot")
-        fallback = FALLBACK_THRESHOLD["centred" if cfg.center else "raw"]
+        fallback = cfg.fallback_threshold_centred if cfg.center else cfg.fallback_threshold_raw
         support = float(stored) if stored is not None else fallback
     w = cfg.open_set_query_weight
     if w <= 0 or not many or support_sims.shape[1] < 2:  # one category: see the config
         return support
-    return (1.0 - w) * support + w * mixture_threshold(query_sims.max(1), cfg.seed)
+    return (1.0 - w) * support + w * mixture_threshold(query_sims.max(1), seed)
 
 
 def _support_threshold(
@@ -373,9 +321,9 @@ def _support_threshold(
     (highest balanced accuracy), never below the ``open_set_quantile`` of the positives;
     ``"quantile"`` (or a single category) uses that quantile alone.
     """
-    cfg = model.config
+    cfg = model.config.engine
     pos = loo_sim[np.isfinite(loo_sim)]
-    if len(pos) < MIN_LOO_FOR_THRESHOLD:
+    if len(pos) < cfg.min_loo_for_threshold:
         return None
     floor = float(np.quantile(pos, cfg.open_set_quantile))
     if cfg.open_set_rule == "quantile" or support_sims.shape[1] < 2:
@@ -414,31 +362,3 @@ def mixture_threshold(sims: np.ndarray, seed: int = 0) -> float:
     post = g.predict_proba(grid[:, None])[:, hi]
     above = grid[(post >= 0.5) & (grid >= means[1 - hi])]
     return float(above.min()) if len(above) else float(np.quantile(x, 0.9))
-
-
-def merge_tuned(tuned: Scores, before: Scores, temperature: float) -> Scores:
-    """One task scored twice, as support tuning does: answers from the tuned space, judgement
-    from the space as it was.
-
-    The tuning optimises exactly the support's leave-one-out fit, so leave-one-out accuracy and
-    similarities measured after it are inflated: they (and with them the open-set threshold and
-    "none of these") come from ``before``, the same task scored in the untuned space. Categories,
-    prototypes and probabilities come from ``tuned`` (scored closed-set).
-    """
-    pred, probs, confidence = tuned.pred, tuned.probs, tuned.confidence
-    if before.threshold is not None and len(pred):
-        gap = before.sims.max(1) - before.threshold  # (Q,)
-        p_in = 1.0 / (1.0 + np.exp(-temperature * gap))
-        probs = probs * p_in[:, None]
-        pred = np.where(gap >= 0, pred, -1)
-        confidence = np.where(gap >= 0, probs.max(1), 1.0 - p_in)
-    return replace(
-        tuned,
-        pred=pred.astype(np.int64),
-        confidence=np.asarray(confidence, dtype=np.float64),
-        probs=probs,
-        threshold=before.threshold,
-        loo_accuracy=before.loo_accuracy,
-        loo_pred=before.loo_pred,
-        loo_sim=before.loo_sim,
-    )

@@ -15,7 +15,6 @@ import pandas as pd
 from metarec_core.categories import baselines
 from metarec_core.categories.engine import Scores, score
 from metarec_core.categories.model import CategoryModel
-from metarec_core.categories.tuning import tuned_score, tuner_for
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 # method(task) -> (Q,) predictions; a task carries everything a method may use.
@@ -51,24 +50,16 @@ class CategoryEvalReport:
         return t.assign(cell=cell).pivot(index="method", columns="setting", values="cell")
 
 
-def task_scores(model: CategoryModel, t: Task, encoder=None, open_set: bool = False) -> Scores:
-    """The engine's scores for a task, as ``classify`` computes them: with support tuning when
-    ``categories.tuning`` says so and ``encoder`` (MiniLM) is given, else on the cached embeddings."""
-    if encoder is not None and len(t.name_texts) == t.n_classes:
-        tuner, _ = tuner_for(model.config, encoder, t.ys, len(t.query_texts), t.xs, t.names)
-        if tuner is not None:
-            return tuned_score(
-                model, tuner, t.support_texts, t.ys, t.name_texts, t.query_texts, open_set
-            )
+def task_scores(model: CategoryModel, t: Task, open_set: bool = False) -> Scores:
+    """The engine's scores for a task, as ``classify`` computes them (on cached embeddings)."""
     return score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=open_set)
 
 
-def engine_method(model: CategoryModel, encoder=None) -> Method:
-    """The engine (trained or plain model) as an evaluation method; with ``encoder`` (MiniLM),
-    tasks get support tuning where ``classify`` would give it."""
+def engine_method(model: CategoryModel) -> Method:
+    """The engine (trained or plain model) as an evaluation method."""
 
     def run(t: Task) -> np.ndarray:
-        return task_scores(model, t, encoder).pred
+        return task_scores(model, t).pred
 
     return run
 
@@ -110,7 +101,7 @@ class HeldOut:
         name_texts: Sequence[str] = (),
     ):
         self.x, self.texts, self.labels, self.names = x, texts, labels, names
-        self.name_texts = list(name_texts)  # (C,) category names (for support tuning)
+        self.name_texts = list(name_texts)  # (C,) category names
         self.rows = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
 
     @classmethod
@@ -222,7 +213,6 @@ def open_set_eval(
     k: int,
     repeats: int = 3,
     seed: int = 0,
-    encoder=None,
 ) -> list[dict]:
     """Half the held-out categories get k shots; the other half's items are mixed in as foreign.
 
@@ -238,7 +228,7 @@ def open_set_eval(
         known, foreign = perm[: len(perm) // 2], perm[len(perm) // 2 :]
         t = data.task(known, k, rng, None, foreign=foreign)
         for name, model in models.items():
-            s = task_scores(model, t, encoder, open_set=True)
+            s = task_scores(model, t, open_set=True)
             given = s.pred >= 0
             correct = given & (s.pred == t.yq)
             inset = t.yq >= 0

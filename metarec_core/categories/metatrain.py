@@ -87,7 +87,8 @@ def _meta_train(
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(config.episodes, 1))
     losses: list[float] = []
-    use_names = nt is not None and config.name_weight > 0
+    eng = config.engine
+    use_names = nt is not None and eng.name_weight > 0
     for step in range(config.episodes):
         k = int(rng.integers(1, config.k_shot_max + 1))
         ep = sampler.sample(config.n_way, k, config.n_query)
@@ -98,7 +99,7 @@ def _meta_train(
         if use_names and step % 2 == 1:
             ep_names = None
         logits = episode_logits(
-            proj, xt[ep.support], ys, xt[ep.query], ep_names, config.name_weight, config.center
+            proj, xt[ep.support], ys, xt[ep.query], ep_names, eng.name_weight, eng.center
         )
         loss = nn.functional.cross_entropy(logits, yq)
         opt.zero_grad()

@@ -12,7 +12,6 @@ from metarec_core.categories import evaluate as ev
 from metarec_core.categories.config import CategoryConfig
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.train import fit_projection
-from metarec_core.categories.tuning import tunable_encoder
 from metarec_core.embed.encoder import TextEncoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
@@ -77,10 +76,7 @@ def evaluate_categories(
     plain = CategoryModel.plain()
 
     data = ev.HeldOut.select(x, texts, y, names, cats, mask)
-    tuner = tunable_encoder(config, encoder)  # None: no support tuning (not MiniLM, or off)
-    methods: dict[str, ev.Method] = {"metarec": ev.engine_method(model, encoder=tuner)}
-    if tuner is not None:  # what support tuning adds, measured on the same tasks
-        methods["metarec-untuned"] = ev.engine_method(model)
+    methods: dict[str, ev.Method] = {"metarec": ev.engine_method(model)}
     if baselines:
         methods.update(ev.BASELINES)
     rows: list[dict] = []
@@ -88,9 +84,8 @@ def evaluate_categories(
         rows += ev.episodes_eval(data, methods, n_way, k, n_episodes, seed=k, progress=progress)
         rows += ev.allway_eval(data, methods, k, allway_repeats, seed=k)
         rows += ev.open_set_eval(
-            data, {"metarec": model, "plain-prototypes": plain}, k, allway_repeats, seed=k,
-            encoder=tuner,
-        )  # fmt: skip
+            data, {"metarec": model, "plain-prototypes": plain}, k, allway_repeats, seed=k
+        )
         rows += ev.one_category_eval(data, {"metarec": model, "plain-prototypes": plain}, k, seed=k)
     info = {
         "held_out": list(held_out),
@@ -101,6 +96,5 @@ def evaluate_categories(
         "history": history,
         "validation": validation,
         "projection_kept": matrix is not None,
-        "support_tuning": tuner is not None,
     }
     return ev.CategoryEvalReport(pd.DataFrame(rows), info)

@@ -64,34 +64,6 @@ def reestimated_prototypes(
     return l2n(protos + weight * l2n(held.astype(np.float32)))
 
 
-def refine_prototypes(
-    support: np.ndarray,
-    labels: np.ndarray,
-    queries: np.ndarray,
-    protos: np.ndarray,
-    temperature: float,
-    steps: int,
-    prior: np.ndarray | None = None,
-) -> np.ndarray:
-    """Transductive soft k-means: move prototypes towards the unlabelled queries they attract.
-
-    All inputs are unit rows; support (S, D) with labels (S,), queries (Q, D), protos (C, D).
-    Labelled items keep weight 1, each query adds its soft assignment; ``prior`` (C, D), e.g. the
-    weighted category-name embeddings, is added to each updated prototype. Returns unit (C, D).
-    """
-    c = protos.shape[0]
-    lab_sum = np.zeros_like(protos, dtype=np.float64)
-    np.add.at(lab_sum, labels, support)
-    lab_n = np.bincount(labels, minlength=c).astype(np.float64)
-    p = protos
-    for _ in range(steps):
-        r = softmax(temperature * (queries @ p.T))  # (Q, C)
-        p = l2n(((lab_sum + r.T @ queries) / (lab_n + r.sum(0))[:, None]).astype(np.float32))
-        if prior is not None:
-            p = l2n(p + prior)
-    return p
-
-
 @lru_cache(maxsize=1)
 def _search_dtype() -> torch.dtype:
     """bfloat16 when this CPU multiplies it clearly faster than float32, else float32.

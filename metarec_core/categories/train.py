@@ -126,7 +126,7 @@ def _own_sim_quantile(model: CategoryModel, data, seed: int) -> float:
         t = data.task(classes, 1, rng, 10)
         s = score(model, t.xs, t.ys, t.xq, t.n_classes, t.names)
         own.extend(s.sims[np.arange(len(t.yq)), t.yq].tolist())
-    return float(np.quantile(own, model.config.open_set_quantile))
+    return float(np.quantile(own, model.config.engine.open_set_quantile))
 
 
 def fit_projection(

@@ -114,8 +114,6 @@ def classify_cmd(args: argparse.Namespace) -> int:
         default_model_dir,
         load_default_model,
     )
-    from metarec_core.categories.tuning import NAMES_UNDESCRIPTIVE
-    from metarec_core.categories.tuning import describe as describe_tuning
     from metarec_core.cli.progress_bar import CliProgress
     from metarec_core.data.files import read_table
     from metarec_core.embed.service import lazy_encoder
@@ -153,10 +151,6 @@ def classify_cmd(args: argparse.Namespace) -> int:
         f"(support leave-one-out accuracy {loo}; category names used: "
         f"{'yes' if result.used_names else 'no'})",
     ]
-    if result.tuned:
-        lines.append(describe_tuning(model.config))
-    elif result.names_undescriptive:
-        lines.append(NAMES_UNDESCRIPTIVE)
     if args.open_set:
         lines.append(f"open set: threshold {result.threshold:.3f}, {none} answered 'none of these'")
     skipped = result.skipped_empty

@@ -174,13 +174,7 @@ def classify_categories(
         open_set=open_set,
         threshold=result.threshold,
         open_metrics=open_metrics,
-        model_used=(f"model {model_name}" if model_name else result.model_used)
-        + (" · tuned on this support (few examples per category)" if result.tuned else "")
-        + (
-            " · not tuned: the category names do not describe the examples"
-            if result.names_undescriptive
-            else ""
-        ),
+        model_used=f"model {model_name}" if model_name else result.model_used,
         seconds=time.perf_counter() - t0,
         truth_known=truth is not None,
     )

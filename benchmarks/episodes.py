@@ -6,7 +6,8 @@ sampler never loads the interaction table into pandas: it keeps only the list of
 (one GROUP BY) and, per batch, fetches the rows of the sampled users with one SQL query that also
 does the support/query split, so memory stays flat whether the log has 100k or 10M rows.
 
-Typical use by a trainer::
+It serves the scale benchmark (``bench_scale``: episode throughput from a 10M-row log); the
+cold-start trainer samples its own episodes in memory (``coldstart.episodes``). Use::
 
     sampler = EpisodeSampler.from_store(store, "beauty", item_ids=catalogue, cfg=EpisodeConfig(k_support=3))
     for batch in sampler.batches(n_batches=1000):   # EpisodeBatch of padded index arrays
@@ -14,7 +15,7 @@ Typical use by a trainer::
         ...
 
 ``EpisodeConfig.rank``/``world_size`` give each data-parallel worker a disjoint share of the
-users, so the same loop runs under ``torchrun`` with one sampler per process.
+users.
 """
 
 from __future__ import annotations
