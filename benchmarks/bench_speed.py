@@ -262,7 +262,7 @@ def step_classify(ctx: StepContext) -> None:
         seconds, res = timed(
             lambda: classify(
                 support[["item_id", "title", "category"]], query, encoder=enc, cache_dir=cache_dir
-            )  # fmt: skip
+            )
         )
         ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_s", seconds, "s")
     ctx.info.update(n_query=n_query, n_categories=len(cats), model_used=res.model_used)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,7 +50,7 @@ class TopicEncoder:
 
     model_id = "topic-test-32"
     dim = 32
-    TOPICS = {
+    TOPICS: ClassVar[dict[str, tuple[str, ...]]] = {
         "fruit": ("banana", "apple", "mango", "pear", "orange", "fruit", "bananas"),
         "dairy": ("milk", "yogurt", "cheese", "butter", "dairy"),
         "soap": ("soap", "wash", "foaming", "body"),
@@ -341,7 +343,7 @@ def test_projection_is_kept_only_when_it_transfers(monkeypatch):
     x = l2n(centers[y] + 0.3 * rng.normal(size=(len(y), 16))).astype(np.float32)
     cats = [f"c{i}" for i in range(16)]
     cfg = CategoryConfig(encoder="fake", episodes=20, rank=4, n_way=5)
-    matrix, temperature, history, validation = fit_projection(x, y, centers, cats, cfg)
+    matrix, _, history, validation = fit_projection(x, y, centers, cats, cfg)
     assert validation["held_back_categories"]  # whole groups were held back
     assert (matrix is not None) == validation["projection_kept"]
     if matrix is None:

@@ -144,7 +144,7 @@ class CategoryModel:
                     raise ValueError(f"matrix has shape {matrix.shape}, expected (D, D)")
                 if not np.isfinite(matrix).all():
                     raise ValueError("matrix has non-finite values")
-            except Exception as exc:  # noqa: BLE001 - any read failure means a damaged file
+            except Exception as exc:  # any read failure means a damaged file
                 raise ValidationError(
                     f"model file {d / WEIGHTS_FILE} is damaged or tampered with: {_first_line(exc)}"
                 ) from exc

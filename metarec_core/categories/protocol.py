@@ -90,7 +90,7 @@ def evaluate_categories(
     info = {
         "held_out": list(held_out),
         "held_out_categories": list(data.name_texts),
-        "n_train_categories": int(len(train_ids)),
+        "n_train_categories": len(train_ids),
         "n_test_items": int(mask.sum()),
         "meta_train_seconds": round(train_s, 1),
         "history": history,

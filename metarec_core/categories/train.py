@@ -69,12 +69,12 @@ def validation_split(x: np.ndarray, y: np.ndarray, n_categories: int, seed: int)
     from sklearn.cluster import AgglomerativeClustering
 
     means = l2n(prototypes(x, y, n_categories))  # (C, D)
-    n_groups = max(3, int(round(n_categories / 7)))
+    n_groups = max(3, round(n_categories / 7))
     groups = AgglomerativeClustering(
         n_clusters=n_groups, metric="cosine", linkage="average"
     ).fit_predict(means)
     rng = np.random.default_rng(seed)
-    want = max(5, int(round(VALIDATION_SHARE * n_categories)))
+    want = max(5, round(VALIDATION_SHARE * n_categories))
     held: list[int] = []
     for g in rng.permutation(n_groups):
         if len(held) >= want:
@@ -216,7 +216,7 @@ def train_category_model(
     )
     report = {
         "kind": "trained",
-        "n_items": int(len(df)),
+        "n_items": len(df),
         "n_categories": len(categories),
         "categories": categories,
         "category_column": category_column,

@@ -1,40 +1,51 @@
-"""A progress callback for the terminal: one bar per stage, written to stderr."""
+"""A progress callback for the terminal: one tqdm bar per stage, written to stderr."""
 
 from __future__ import annotations
 
 import sys
-import time
+from typing import TextIO
+
+from tqdm import tqdm
 
 from metarec_core.types import ProgressEvent
 
 
 class CliProgress:
-    """Callable progress adapter: ``CliProgress()(event)`` draws ``stage [####----] 12/40 msg``."""
+    """Callable progress adapter: ``CliProgress()(event)`` keeps one tqdm bar per stage.
 
-    def __init__(self, stream=None, min_interval: float = 0.1) -> None:
+    A new stage closes the previous bar and opens the next; metrics (e.g. the loss) show after
+    the count. Off a terminal tqdm redraws at most every ``min_interval`` seconds.
+    """
+
+    def __init__(self, stream: TextIO | None = None, min_interval: float = 0.1) -> None:
         self.stream = stream or sys.stderr
         self.min_interval = min_interval
         self._stage: str | None = None
-        self._last = 0.0
-        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._bar: tqdm | None = None
 
     def __call__(self, event: ProgressEvent) -> None:
-        now = time.monotonic()
-        done = event.total > 0 and event.current >= event.total
-        new_stage = event.stage != self._stage
-        if not (new_stage or done or now - self._last >= self.min_interval):
-            return
-        if new_stage and self._stage is not None and self._tty:
-            self.stream.write("\n")
-        self._stage, self._last = event.stage, now
-        width = 28
-        filled = int(width * event.fraction)
-        bar = "#" * filled + "-" * (width - filled)
-        count = f"{event.current}/{event.total}" if event.total else f"{event.current}"
+        if event.stage != self._stage or self._bar is None:
+            self.close()
+            self._stage = event.stage
+            self._bar = tqdm(
+                total=event.total or None,
+                desc=f"{event.stage:<12}",
+                file=self.stream,
+                mininterval=self.min_interval,
+                dynamic_ncols=True,
+                leave=True,
+            )
+        bar = self._bar
+        if event.total and bar.total != event.total:
+            bar.total = event.total
         extra = " ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
-        line = f"{event.stage:<12} [{bar}] {count} {event.message} {extra}".rstrip()
-        if self._tty:
-            self.stream.write("\r" + line[:150].ljust(150) + ("\n" if done else ""))
-        elif new_stage or done:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        bar.set_postfix_str(f"{event.message} {extra}".strip(), refresh=False)
+        bar.update(event.current - bar.n)  # redraws at most every min_interval seconds
+        if event.total > 0 and event.current >= event.total:
+            self.close()
+
+    def close(self) -> None:
+        """Close the open bar (a finished stage closes its own)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
