@@ -35,6 +35,15 @@ LIMITS: dict[str, str] = {
         "machine of this type it embeds 700-850 titles/s, beside other work far fewer. The cache "
         "makes it a one-off cost per title, and `--device cuda` moves it to a GPU."
     ),
+    "load_p95_page_s": (
+        "the browsers share the server's 2 cores. While the 8 sessions of 2026-12-06 ran, the "
+        "machine was busy all the time (350 of 350 CPU seconds): chromium took 183, the app "
+        "server 49, the rest (the background training job and other work on the machine, load "
+        "average 4-15) 118. So the figure is mostly the browsers' own rendering on a saturated "
+        "machine; users browsing from their own machines leave the server those cores. The "
+        "slowest pages are the ones all eight sessions open at the same moment (the first "
+        "Overview) and the Embedding Map's chart (`cpu_during_sessions` in latest.json)."
+    ),
 }
 
 
