@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     t.add_argument("--encoder", default="minilm", help=argparse.SUPPRESS)
+    t.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset the model belongs to in the app (default: the shared dataset, else none)",
+    )
     t.set_defaults(func=train_categories)
 
     c = sub.add_parser(
@@ -57,7 +62,10 @@ def _items_path(spec: str) -> Path:
 
 
 def train_categories(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from metarec_core.categories import CategoryConfig, default_model_dir, train_category_model
+    from metarec_core.cli.coldstart_cmds import register_cli_model
     from metarec_core.cli.progress_bar import CliProgress
     from metarec_core.data.files import read_table
     from metarec_core.embed.service import lazy_encoder
@@ -88,6 +96,10 @@ def train_categories(args: argparse.Namespace) -> int:
         text_column=args.text_column,
     )
     model.save(out)
+    config_dict = {**asdict(config), "category_column": args.category_column}
+    register_cli_model(
+        out, "categories", len(items), args.dataset, str(_items_path(args.items)), config_dict
+    )
     rep = model.report
     val = rep.get("validation", {})
     check = ""

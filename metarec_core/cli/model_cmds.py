@@ -24,7 +24,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     models = list_models(None, args.dataset, args.kind)
     if not models:
-        print("no trained models yet (train one in the app, or with train / train-categories)")
+        where = " matching --dataset/--kind" if args.dataset or args.kind else " yet"
+        print(f"no trained models{where} (train one in the app, or with train / train-categories)")
         return 0
     rows = [
         (
