@@ -1,5 +1,5 @@
-"""``make bench``: run every bench script, write results/latest.json (+ a dated copy), regenerate
-the tables in benchmarks/README.md.
+"""``make bench``: run every bench script, write results/latest.json, append a line of headline
+figures to results/history.jsonl, regenerate the tables in benchmarks/RESULTS.md.
 
     python -m benchmarks.run_all [--quick | --tiny] [--device cpu|cuda|auto]
                                  [--benches speed,scale,coldstart,categories] [--steps a,b]
@@ -103,6 +103,30 @@ def merge(
     return {"sections": sections, "figures": dict(sorted(figures.items()))}
 
 
+HISTORY_FILE = "history.jsonl"
+# Quality figures kept per run in history.jsonl, beside every target's figure.
+HISTORY_QUALITY = (
+    "cat_5way_acc_k1", "cat_5way_acc_k5", "cat_allway_acc_k5", "cat_5way_acc_k5_plain-prototypes",
+    "cat_allway_acc_k5_plain-prototypes", "cs_beauty_k5_adapted_ndcg10",
+    "cs_beauty_k5_popularity_ndcg10", "cs_instacart_k5_adapted_ndcg10",
+    "cs_instacart_k5_popularity_ndcg10", "cs_ml100k_k5_adapted_ndcg10",
+    "cs_ml100k_k5_popularity_ndcg10",
+)  # fmt: skip
+
+
+def history_line(latest: dict[str, Any]) -> dict[str, Any]:
+    """One run's headline figures (4 significant digits) for results/history.jsonl."""
+    summary = latest.get("summary", {})
+    keys = [*TARGETS, *HISTORY_QUALITY]
+    return {
+        "generated_at": latest.get("generated_at"),
+        "mode": latest.get("mode"),
+        "device": latest.get("device"),
+        "commit": (latest.get("machine") or {}).get("git_commit"),
+        "figures": {k: float(f"{summary[k]:.4g}") for k in keys if summary.get(k) is not None},
+    }
+
+
 def _target_text(key: str) -> str | None:
     if key not in TARGETS:
         return None
@@ -127,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--results-dir", default=str(RESULTS), help="where latest.json goes")
     p.add_argument(
-        "--readme", default=str(ROOT / "benchmarks" / "README.md"), help="README to update"
+        "--readme", default=str(ROOT / "benchmarks" / "RESULTS.md"), help="tables file to update"
     )
     args = p.parse_args(argv)
     mode = args.mode or "full"
@@ -160,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         latest[key] = latest["summary"].get(key)
     text = json.dumps(latest, indent=2, default=str)
     latest_path.write_text(text)
-    stamp = time.strftime("%Y-%m-%d_%H%M%S")
-    (results_dir / f"{stamp}-{mode}.json").write_text(text)
+    with (results_dir / HISTORY_FILE).open("a") as f:
+        f.write(json.dumps(history_line(latest)) + "\n")
     update_readme(Path(args.readme), latest)
     print(json.dumps(latest["summary"], indent=2))
     print(f"wrote {latest_path} and {args.readme}", file=sys.stderr)

@@ -75,7 +75,7 @@ def test_coldstart_speed_steps_tiny(tmp_path):
     assert steps["recommend"]["figures"]["recommend_200_s"]["median"] > 0
 
 
-def test_run_all_tiny_writes_latest_dated_copy_and_readme(tmp_path):
+def test_run_all_tiny_writes_latest_history_and_tables(tmp_path):
     results, readme = tmp_path / "results", tmp_path / "README.md"
     readme.write_text(f"# Bench\n\nintro\n\n{report.START}\nOLD-TABLES\n{report.END}\n\noutro\n")
     steps = "synth_20k,import_20k,queries_20k"
@@ -83,7 +83,11 @@ def test_run_all_tiny_writes_latest_dated_copy_and_readme(tmp_path):
                 "--results-dir", str(results), "--readme", str(readme)], tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
     latest = json.loads((results / "latest.json").read_text())
-    assert len(list(results.glob("*-tiny.json"))) == 1
+    assert sorted(p.name for p in results.iterdir()) == ["history.jsonl", "latest.json"]
+    (line,) = (results / "history.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["mode"] == "tiny" and entry["generated_at"] == latest["generated_at"]
+    assert isinstance(entry["figures"], dict)
     assert latest["machine"]["cores"] >= 1 and latest["machine"]["versions"]["duckdb"]
     figs = latest["figures"]
     for key in ("synth_20k_s", "import_20k_s", "explorer_20k_p50_ms"):
