@@ -10,6 +10,7 @@ from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import MODEL_KEY, context, device_badge, job_progress
 from pages._shared.errors import error_boundary
+from pages._shared.plain import plain
 
 ctx = context()
 dataset = ctx.require_dataset()
@@ -65,7 +66,8 @@ active = any(j.active for j in all_jobs)
 
 def _job_panel(view: jobs.JobView) -> None:
     names = ", ".join(t.name for t in view.spec.tasks)
-    head = f"**{view.spec.label or 'training'}** → `{names}` · {view.state} · {view.elapsed:.0f} s"
+    label = plain(view.spec.label or "training")
+    head = f"**{label}** → {plain(names)} · {view.state} · {view.elapsed:.0f} s"
     st.markdown(head)
     if view.active:
         job_progress(view)
@@ -74,7 +76,7 @@ def _job_panel(view: jobs.JobView) -> None:
                 jobs.cancel_job(view.job_id, paths)
                 st.rerun()
     elif view.state == "failed":
-        st.error(view.error or "failed")
+        st.error(plain(view.error or "failed"))
         if view.log_tail:
             with st.expander("Details"):
                 st.code(view.log_tail, language="text")
@@ -146,7 +148,7 @@ if not evaluation.empty:
     st.dataframe(
         evaluation.pivot_table(index="method", columns="k", values=metric), key="tr_eval_table"
     )
-report = m.meta.get("report") or {}
+report = services.training_report(m)
 if report:
     with st.expander("Training report"):
         st.json(services.compact_report(report), expanded=1)
@@ -155,7 +157,7 @@ if b1.button("Make active", key="tr_activate"):
     services.set_active_model(paths, m)
     if m.kind == "coldstart":
         st.session_state[MODEL_KEY] = m.name
-    st.success(f"{m.name} is now the active {m.kind} model.")
+    st.success(f"{plain(m.name)} is now the active {m.kind} model.")
     st.rerun()
 confirm = b3.checkbox("Yes, delete it", key="tr_confirm")
 if b2.button("Delete", key="tr_delete", disabled=not confirm):

@@ -69,3 +69,14 @@ def test_models_registered_from_elsewhere_are_listed_with_the_apps_metadata(tmp_
 
     shutil.rmtree(unknown)
     assert [m.name for m in list_models(paths)] == ["cats", "app-model"]
+
+
+def test_training_report_is_read_from_the_model_folder(tmp_path):
+    from metarec_core.services import training_report
+
+    paths = Paths(tmp_path)
+    d = _model(paths, "ml-100k", "m", "categories", None, 1.0)
+    (info,) = list_models(paths)
+    assert training_report(info) == {}
+    (d / "training_report.json").write_text(json.dumps({"n_items": 5}))
+    assert training_report(info) == {"n_items": 5}

@@ -87,6 +87,7 @@ from metarec_core.services.models import (
     set_active_model,
     start_training,
     train_task,
+    training_report,
 )
 
 __all__ = [
@@ -158,4 +159,5 @@ __all__ = [
     "start_training",
     "train_coldstart",
     "train_task",
+    "training_report",
 ]

@@ -178,6 +178,14 @@ def evaluation_table(model: ModelInfo) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def training_report(model: ModelInfo) -> dict:
+    """The model's ``training_report.json`` (sizes, timings, curves; {} when there is none)."""
+    from metarec_core.registry import read_json
+
+    report = read_json(model.path / "training_report.json")
+    return report if isinstance(report, dict) else {}
+
+
 def compact_report(report, max_items: int = 12):
     """A training report for people: long lists (per-step losses, per-epoch validation) become
     one line each (count, first, last, min, max); everything else is kept as it is."""
