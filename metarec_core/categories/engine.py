@@ -159,12 +159,8 @@ def _name_describes_one(
     on average, among the top ``eng.name_rank_max_share`` of the queries ``zq`` (Q, D) most similar to the name.
 
     With one category leave-one-out is always right, so it cannot judge the name; the queries
-    (mostly products of other categories) can. On held-out Instacart aisles a one-shot example
-    ranked in the top 10% of its departments' products by similarity to its aisle's name for 69%
-    of the aisles (median 5%); a name that says nothing ranks its examples at random. There
-    (12 aisles per fold, every other product as queries) the rule used real aisle names in
-    69-81% of the tasks and names such as "category 7" in 11-28%; sharing 0.4 instead of 0.25
-    gained up to 0.04 of F1 with real names and let the meaningless ones through twice as often.
+    (mostly products of other categories) can: a name that says nothing ranks its examples at
+    random.
     """
     if z_names is None or eng.name_weight <= 0 or len(zq) < eng.name_rank_min_queries:
         return False
