@@ -22,6 +22,7 @@ never imports the services above it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -390,10 +391,8 @@ def read_job(job_id: str, paths: Paths | None = None, max_events: int = 2000) ->
         events = [e for n, e in enumerate(events) if e.get("metrics") or n % step == 0]
     log_tail = ""
     if state == "failed":
-        try:
+        with contextlib.suppress(OSError):
             log_tail = (job / "output.log").read_text(errors="replace")[-4000:]
-        except OSError:
-            pass
     return JobView(
         job_id=job_id,
         spec=JobSpec.from_dict(spec_d),
@@ -531,7 +530,7 @@ def run_job(job: Path, train: Callable | None = None) -> None:
     progress.task = spec.tasks[0].name if spec.tasks else ""
     progress(ProgressEvent("prepare", 0, 0, "loading the data and the engines"))
 
-    def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
+    def _terminate(signum, frame):
         raise KeyboardInterrupt
 
     try:
@@ -589,10 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m metarec_core.jobs JOB_DIR", file=sys.stderr)
         return 2
-    try:
+    with contextlib.suppress(OSError):
         os.nice(5)  # stay behind the UI on a small machine
-    except OSError:
-        pass
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_job(Path(argv[0]))
     return 0

@@ -400,7 +400,7 @@ def train_model(
         "n_val_users": len(val),
         "n_items": len(catalogue),
         "skipped_interactions": skipped,
-        "ease_items": int(len(stats["subset"])),
+        "ease_items": len(stats["subset"]),
         "train_seconds": round(time.perf_counter() - t0, 2),
         "device": str(device),
         "meta": reports["meta"],

@@ -120,7 +120,7 @@ def evaluate_dataset(
     progress: Progress = no_progress,
     encoder=None,
 ) -> EvalReport:
-    """The issue-3 protocol over ``seeds`` and support sizes ``ks``; see evaluate/protocol.py.
+    """The cold-start protocol over ``seeds`` and support sizes ``ks``; see evaluate/protocol.py.
 
     Cold users' interactions never reach training: each seed trains a fresh model (and fits every
     baseline) on the warm users' interactions only.
@@ -138,7 +138,7 @@ def evaluate_dataset(
     users = interactions["user_id"].astype(str).unique()
     if len(users) < 10:
         raise ValidationError(f"need at least 10 users to evaluate, found {len(users)}")
-    rows, info = [], {"n_users": int(len(users)), "n_items": int(len(items)), "train_seconds": {}}
+    rows, info = [], {"n_users": len(users), "n_items": len(items), "train_seconds": {}}
     pooled: dict[tuple[str, int], list[np.ndarray]] = {}
     for seed in seeds:
         warm, cold = split_users(interactions, int(seed))
@@ -147,7 +147,7 @@ def evaluate_dataset(
         t0 = time.perf_counter()
         model = train_model(train, items, cfg, progress=progress, encoder=encoder)
         info["train_seconds"][str(seed)] = round(time.perf_counter() - t0, 1)
-        info["n_cold_users"] = int(len(cold))
+        info["n_cold_users"] = len(cold)
         per_user: dict = {}
         for row in evaluate_model(
             model, interactions, cold, [int(k) for k in ks], methods, progress, per_user

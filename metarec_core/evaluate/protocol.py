@@ -1,11 +1,13 @@
-"""The cold-start evaluation protocol (issue 3) and its report.
+"""The cold-start evaluation protocol and its report.
 
-For each seed: users are split at random into warm and cold (10% cold, at most 2,000). Every model
+For each seed: users with at least 2 interactions are split at random into warm and cold (10% of
+all users cold, at most 2,000). Every model
 and baseline is fit on the warm users' interactions only. A cold user's first k interactions (in
 order) are the support; all later distinct items not in the support are the query. Each method
 ranks the whole catalogue minus the support items; HR@10, NDCG@10 and Recall@20 are averaged over
 cold users with a non-empty query, and catalogue coverage / mean popularity of the top-10 lists are
-reported. Results are aggregated over seeds as mean and 95% interval.
+reported. Results are aggregated over seeds as mean and 95% interval. The CLI's ``evaluate``,
+the benchmarks and the models the app trains (seed = the model's seed) all use this split.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def paired_differences(
                 {
                     "other": other,
                     "k": int(k),
-                    "n": int(len(d)),
+                    "n": len(d),
                     "diff": mean,
                     "low": mean - half,
                     "high": mean + half,
@@ -180,7 +182,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% interval over seeds of each metric, per (method, k)."""
     rows = []
     for (method, k), g in results.groupby(["method", "k"], sort=False):
-        row = {"method": method, "k": int(k), "n_seeds": int(len(g))}
+        row = {"method": method, "k": int(k), "n_seeds": len(g)}
         for m in METRICS:
             row[f"{m}_mean"], row[f"{m}_ci95"] = M.mean_ci95(g[m].tolist())
         rows.append(row)
