@@ -1,8 +1,9 @@
 """Cold/warm user splits and support/query sets for few-shot evaluation (pure pandas/numpy).
 
-Typical use::
+The cold-start protocol (evaluate/protocol.py: ``split_users(interactions, seed)``, the one
+the CLI, the benchmarks and the app use) calls these with its constants::
 
-    split = split_users(interactions, cold_fraction=0.1, seed=0, min_interactions=k + 1)
+    split = split_users(interactions, cold_fraction=0.1, max_cold=2000, seed=0, min_interactions=2)
     warm = interactions[interactions.user_id.isin(split.warm)]          # train on these
     cold = interactions[interactions.user_id.isin(split.cold)]
     support, query = support_query(cold, k)                             # adapt on support
@@ -35,14 +36,15 @@ def split_users(
 ) -> UserSplit:
     """Pick cold users at random (deterministic under ``seed``); everyone else is warm.
 
-    Only users with at least ``min_interactions`` rows can be cold (use k + 1 so each cold user
-    keeps a non-empty query after k support items). At most ``max_cold`` cold users.
+    Only users with at least ``min_interactions`` rows can be cold (2: one support item and one
+    query item; at a larger k, cold users without a query are left out by ``support_query``).
+    At most ``max_cold`` cold users.
     """
     if not 0.0 <= cold_fraction <= 1.0:
         raise ValidationError(f"cold_fraction must be in [0, 1], got {cold_fraction}")
     counts = interactions.groupby("user_id", sort=True).size()
     eligible = np.asarray(counts.index[counts >= min_interactions], dtype=object)
-    n_cold = int(round(cold_fraction * len(counts)))
+    n_cold = round(cold_fraction * len(counts))
     n_cold = min(n_cold, len(eligible), max_cold if max_cold is not None else n_cold)
     rng = np.random.default_rng(seed)
     cold = set(rng.permutation(eligible)[:n_cold].tolist())
