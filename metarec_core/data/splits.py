@@ -44,7 +44,7 @@ def split_users(
         raise ValidationError(f"cold_fraction must be in [0, 1], got {cold_fraction}")
     counts = interactions.groupby("user_id", sort=True).size()
     eligible = np.asarray(counts.index[counts >= min_interactions], dtype=object)
-    n_cold = round(cold_fraction * len(counts))
+    n_cold = round(float(cold_fraction) * len(counts))
     n_cold = min(n_cold, len(eligible), max_cold if max_cold is not None else n_cold)
     rng = np.random.default_rng(seed)
     cold = set(rng.permutation(eligible)[:n_cold].tolist())
