@@ -260,6 +260,7 @@ async def _session(browser, url: str, n: int) -> dict[str, Any]:
     """One user: the page tour, then one adaptation. Errors are recorded, never raised."""
     rec: dict[str, Any] = {"session": n, "pages": [], "adapt_s": None, "errors": []}
     context = await browser.new_context(viewport={"width": 1400, "height": 1400})
+    context.set_default_timeout(PAGE_TIMEOUT_S * 1000)  # clicks too: a slow page is not an error
     page = await context.new_page()
     label = TOUR[0]
     try:
