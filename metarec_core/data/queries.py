@@ -46,7 +46,7 @@ def run_analyst_sql(
 ) -> QueryResult:
     """Run one SELECT in a READ ONLY transaction on a fresh cursor (no file access).
 
-    The statement object DuckDB parsed and ``check_select`` judged is what runs (wrapped in a
+    The one statement DuckDB extracted and ``check_select`` judged is what runs (wrapped in a
     LIMIT by the relation API, never by editing text). At most ``limit`` + 1 rows and
     ``max_bytes`` of Arrow data are read; the store's memory limit caps the rest.
     ``dataset`` makes its tables (interactions, items, users) reachable without a prefix.
@@ -66,7 +66,9 @@ def run_analyst_sql(
         if timer:
             timer.start()
         t0 = time.perf_counter()
-        rel = cur.sql(stmt, params=params if params else None)
+        # the text DuckDB itself extracted as the one statement (a lazy relation, so the LIMIT
+        # below stops the scan early; the statement object would be materialised whole)
+        rel = cur.sql(stmt.query, params=params if params else None)
         if limit is not None:
             rel = rel.limit(int(limit) + 1)
         frame = _read_capped(rel, max_bytes)
@@ -101,6 +103,7 @@ def _read_capped(rel: duckdb.DuckDBPyRelation, max_bytes: int) -> pd.DataFrame:
     for batch in reader:
         size += batch.nbytes
         if size > max_bytes:
+            reader.close()  # release the stream before the cursor closes
             raise ValidationError(
                 f"query result is over {max_bytes / 2**20:g} MB; select fewer rows or columns"
             )

@@ -1,8 +1,8 @@
 """Analyst SQL: accept exactly one read-only SELECT-like statement, reject everything else.
 
 DuckDB's own parser splits the text into statements and classifies them, and the caller executes
-the very ``duckdb.Statement`` object that was checked here: no text is rewritten between the check
-and the run, so quoting tricks (``$$...$$`` strings, nested comments) cannot make the executed
+the text of the very ``duckdb.Statement`` that was checked here: no text is rewritten between the
+check and the run, so quoting tricks (``$$...$$`` strings, nested comments) cannot make the executed
 text differ from the judged one. The first keyword is checked with DuckDB's tokenizer too,
 because DuckDB rewrites e.g. ``PRAGMA`` into a SELECT.
 
@@ -34,7 +34,7 @@ _WIDE_FORMAT = re.compile(r"\d{7,}")  # a field width of a million characters or
 def check_select(sql: str) -> duckdb.Statement:
     """The single parsed statement of ``sql`` if it is a read-only query, else raise.
 
-    Execute the returned statement object itself (``cursor.sql(stmt)``), never its text.
+    Execute the returned statement's own text (``cursor.sql(stmt.query)``), never a rewrite.
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ValidationError("empty query: write one SELECT statement")
