@@ -516,7 +516,8 @@ def run_job(job: Path, train: Callable | None = None) -> None:
     """Run one job folder to the end (the child process's main; tests may call it directly).
 
     ``train(spec, task, frames, out_dir, progress)`` trains one task into ``out_dir``; default
-    the spec's task from ``TASKS``.
+    the spec's task from ``TASKS``. It may return a follow-up ``fn(model_dir)`` that runs once the
+    model is in place (listed and usable), such as its evaluation.
     """
     import pandas as pd
 
@@ -548,7 +549,7 @@ def run_job(job: Path, train: Callable | None = None) -> None:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
             progress.task = task.name
-            train(spec, task, frames, partial, progress)
+            follow_up = train(spec, task, frames, partial, progress)
             meta = model_meta(
                 task.name,
                 task.kind,
@@ -565,6 +566,8 @@ def run_job(job: Path, train: Callable | None = None) -> None:
             partial = None
             status["models"] = [*status.get("models", []), task.name]
             write_json(job / "status.json", status)
+            if callable(follow_up):  # e.g. the evaluation: the model is usable meanwhile
+                follow_up(final)
         status.update(state="done", finished=time.time())
     except KeyboardInterrupt:
         status.update(state="cancelled", finished=time.time(), error="cancelled by the user")

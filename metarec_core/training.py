@@ -32,7 +32,9 @@ def build_config(cls, overrides: dict, **extra):
 
 
 def train_task(spec, task, frames: dict[str, pd.DataFrame], out_dir: Path, progress: Progress):
-    """Train one job task (``task.kind``: "coldstart" or "categories") into ``out_dir``."""
+    """Train one job task (``task.kind``: "coldstart" or "categories") into ``out_dir``; returns
+    the follow-up the runner calls once the model is in place (a cold-start model's evaluation),
+    or None."""
     if task.kind == "categories":
         from metarec_core.categories import CategoryConfig, train_category_model
 
@@ -40,12 +42,13 @@ def train_task(spec, task, frames: dict[str, pd.DataFrame], out_dir: Path, progr
         model = train_category_model(frames["items"], cfg, progress)
         model.save(out_dir)
         return
-    train_coldstart(spec, task, frames, out_dir, progress)
+    return train_coldstart(spec, task, frames, out_dir, progress)
 
 
-def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress) -> None:
-    """Hold out the protocol's cold users, meta-train on the warm ones, save, and evaluate on
-    the cold ones (``evaluation.json``: evaluate.coldstart_eval.evaluate_model's rows)."""
+def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress):
+    """Hold out the protocol's cold users, meta-train on the warm ones and save; returns the
+    evaluation on the cold ones (``fn(model_dir)`` writing ``evaluation.json``:
+    evaluate.coldstart_eval.evaluate_model's rows), or None when the task does not evaluate."""
     from metarec_core.coldstart import METHODS, ColdStartConfig, train_model
     from metarec_core.evaluate.coldstart_eval import evaluate_model
     from metarec_core.evaluate.protocol import split_users
@@ -62,8 +65,15 @@ def train_coldstart(spec, task, frames, out_dir: Path, progress: Progress) -> No
     model = train_model(warm, items, cfg, progress, encoder)
     model.save(out_dir)
     (out_dir / COLD_USERS_FILE).write_text(json.dumps([str(u) for u in cold_users]))
-    if task.evaluate and len(cold_users):
+    if not (task.evaluate and len(cold_users)):
+        return None
+
+    def evaluate(model_dir: Path) -> None:
         cold = inter[inter["user_id"].isin(set(cold_users))]
         rows = evaluate_model(model, cold, cold_users, list(EVAL_KS), list(METHODS), progress)
         rows = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-        (out_dir / "evaluation.json").write_text(json.dumps({"rows": rows}, indent=1))
+        tmp = model_dir / ".evaluation.json.tmp"
+        tmp.write_text(json.dumps({"rows": rows}, indent=1))
+        tmp.replace(model_dir / "evaluation.json")
+
+    return evaluate

@@ -53,9 +53,11 @@ def test_app_training_holds_out_the_protocols_cold_users(tmp_path):
     inter, items = tiny_frames(n_users=60)
     config = {k: getattr(TINY, k) for k in ("epochs", "min_steps", "batch_size", "dim", "k_max")}
     spec = JobSpec("tiny", (TrainTask("coldstart", "m", config),), device="cpu", encoder="fake")
-    services.train_coldstart(
+    evaluate = services.train_coldstart(
         spec, spec.tasks[0], {"interactions": inter, "items": items}, tmp_path, lambda e: None
     )
+    assert not (tmp_path / "evaluation.json").exists()  # the model is usable before it is scored
+    evaluate(tmp_path)
     cold = json.loads((tmp_path / services.COLD_USERS_FILE).read_text())
     assert cold == [str(u) for u in split_users(inter, seed=0)[1]]
     table = pd.DataFrame(json.loads((tmp_path / "evaluation.json").read_text())["rows"])

@@ -151,6 +151,28 @@ def test_failures_are_reported_and_leave_nothing_behind(paths):
     assert jobs.list_jobs(paths) == []
 
 
+def test_a_follow_up_runs_once_the_model_is_listed(paths):
+    from metarec_core import services
+
+    seen = {}
+
+    def train(spec, task, frames, out_dir, progress):
+        (out_dir / "weights").write_text("w")
+
+        def follow_up(model_dir):
+            seen["listed"] = [m.name for m in services.list_models(paths, DATASET)]
+            (model_dir / "evaluation.json").write_text("{}")
+
+        return follow_up
+
+    job_id = jobs.start_job(
+        _spec("early"), _frames(), paths, runner=lambda job: jobs.run_job(job, train=train)
+    )
+    assert jobs.read_job(job_id, paths).state == "done"
+    assert seen["listed"] == ["early"]
+    assert (paths.models_dir / DATASET / "early" / "evaluation.json").exists()
+
+
 def test_eta_comes_from_the_rate_of_the_current_stage(paths):
     events = [
         {"time": 100.0, "stage": "embed", "current": 10, "total": 10, "metrics": {}},
