@@ -36,13 +36,14 @@ LIMITS: dict[str, str] = {
         "makes it a one-off cost per title, and `--device cuda` moves it to a GPU."
     ),
     "load_p95_page_s": (
-        "the browsers share the server's 2 cores. While the 8 sessions of 2026-12-06 ran, the "
-        "machine was busy all the time (350 of 350 CPU seconds): chromium took 183, the app "
-        "server 49, the rest (the background training job and other work on the machine, load "
-        "average 4-15) 118. So the figure is mostly the browsers' own rendering on a saturated "
-        "machine; users browsing from their own machines leave the server those cores. The "
-        "slowest pages are the ones all eight sessions open at the same moment (the first "
-        "Overview) and the Embedding Map's chart (`cpu_during_sessions` in latest.json)."
+        "the browsers share the server's 2 cores. In the 8-session runs of 2026-12-06 the machine "
+        "was busy throughout the sessions; in the recorded one (410 CPU seconds used of 410) "
+        "chromium took 234, the app server 50, the rest (the background training job and other "
+        "engineers' work, load average 8 before, 20 after) 126. So the figure is mostly the "
+        "browsers' own rendering on a saturated machine (three runs: 37.7, 60.9 and 62.2 s as "
+        "the other load grew); users browsing from their own machines leave the server those "
+        "cores. Slowest: the pages all eight sessions open at once (the first Overview) and the "
+        "chart-heavy ones (Embedding Map). `cpu_during_sessions` in latest.json has the split."
     ),
 }
 
