@@ -22,6 +22,9 @@ from app_support import (  # noqa: F401
 from metarec_core import jobs, services
 from metarec_core.config import Paths
 
+# AppTest flows that train models or run jobs: slow
+pytestmark = pytest.mark.slow
+
 
 def _wait_for_jobs(paths: Paths, timeout: float = 180) -> list[jobs.JobView]:
     end = time.time() + timeout

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from app_support import DATASET, app_data, app_data_master, app_test, assert_clean  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("app_data")
+# AppTest runs each page against a trained model: slow
+pytestmark = [pytest.mark.usefixtures("app_data"), pytest.mark.slow]
 
 
 def test_first_run_without_data_explains_what_to_do(tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ def test_statistics():
     assert percentile([1, 2, 3, 4, 5], 50) == 3 and percentile([0, 10], 95) == 9.5
 
 
+@pytest.mark.slow
 def test_speed_script_tiny_emits_json_with_keys(tmp_path):
     out = tmp_path / "speed.json"
     res = _run(
@@ -61,6 +62,7 @@ def test_speed_script_tiny_emits_json_with_keys(tmp_path):
         assert fig["n"] == 3 and fig["min"] <= fig["median"] <= fig["max"]
 
 
+@pytest.mark.slow
 def test_coldstart_speed_steps_tiny(tmp_path):
     """train (fake encoder, 1 epoch) -> adapt latency/throughput -> recommend CLI, end to end."""
     out = tmp_path / "speed.json"
@@ -75,6 +77,7 @@ def test_coldstart_speed_steps_tiny(tmp_path):
     assert steps["recommend"]["figures"]["recommend_200_s"]["median"] > 0
 
 
+@pytest.mark.slow
 def test_run_all_tiny_writes_latest_history_and_tables(tmp_path):
     results, readme = tmp_path / "results", tmp_path / "README.md"
     readme.write_text(f"# Bench\n\nintro\n\n{report.START}\nOLD-TABLES\n{report.END}\n\noutro\n")
@@ -169,6 +172,7 @@ def test_report_renders_quality_tables():
     not (bench_categories_quality.SHARED_DATASETS_DIR / "instacart" / "items.csv.gz").exists(),
     reason="shared Instacart catalogue not found",
 )
+@pytest.mark.slow
 def test_matched_step_tiny(tmp_path):
     out = tmp_path / "categories.json"
     res = _run(["benchmarks.bench_categories_quality", "--tiny", "--only", "matched", "--out",

@@ -331,6 +331,7 @@ def test_open_set_threshold_separates_support_from_other_categories(tmp_path):
     assert res.threshold >= low.threshold
 
 
+@pytest.mark.slow
 def test_projection_is_kept_only_when_it_transfers(monkeypatch):
     from metarec_core.categories import train
     from metarec_core.categories.train import fit_projection

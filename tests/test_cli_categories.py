@@ -43,6 +43,7 @@ def _run(*argv: str) -> int:
     return main(list(argv))
 
 
+@pytest.mark.slow
 def test_round_trip(files, capsys):
     model = files / "model"
     rc = _run(
@@ -87,6 +88,7 @@ def test_round_trip(files, capsys):
     assert preds["confidence"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_default_model_is_used_when_present(files, capsys):
     out = files / "preds.csv"
     args = (

@@ -13,6 +13,7 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_import_list_and_query(tmp_path, tiny_files, capsys):
     db = str(tmp_path / "s.duckdb")
     code, out, _ = run(

@@ -69,6 +69,7 @@ def _train(capsys, files, out) -> None:
     assert "model written to" in text
 
 
+@pytest.mark.slow
 def test_train_recommend_round_trip(tmp_path, files, capsys):
     model_dir = tmp_path / "model"
     _train(capsys, files, model_dir)
@@ -129,6 +130,7 @@ def test_train_rejects_unknown_columns(tmp_path, files, capsys):
     assert code == 2 and err.count("\n") == 1 and "user_id" in err
 
 
+@pytest.mark.slow
 def test_evaluate_writes_a_report(tmp_path, files, capsys):
     folder = tmp_path / "ds"
     folder.mkdir()
@@ -151,6 +153,7 @@ def test_evaluate_writes_a_report(tmp_path, files, capsys):
     assert paired == {(m, k) for m in ("no-adapt", "popularity", "ease") for k in (1, 2)}
 
 
+@pytest.mark.slow
 def test_parquet_inputs_with_integer_ids_and_a_name_column(tmp_path, capsys):
     rows = [(u, i, p) for u in range(60) for p, i in enumerate(range(u % 4, 40, 4)[:6])]
     train = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
@@ -175,6 +178,7 @@ def test_parquet_inputs_with_integer_ids_and_a_name_column(tmp_path, capsys):
     assert not {0, 4} & set(out[out.user_id == 7].item_id)
 
 
+@pytest.mark.slow
 def test_cli_models_join_the_apps_registry_and_the_models_command(tmp_path, files, capsys):
     from metarec_core.services import list_models
 

@@ -122,6 +122,7 @@ def test_explanations_and_loss_curves(model):
     assert recs.elapsed_s > 0
 
 
+@pytest.mark.slow
 def test_seeds_make_training_reproducible(frames):
     cfg = ColdStartConfig(
         epochs=1, min_steps=0, batch_size=32, dim=8, k_max=4, neighbours=10, device="cpu"
@@ -195,6 +196,7 @@ def test_cuda_training_and_cpu_side_results(frames, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_without_validation_users_the_last_epoch_is_kept():
     # 90 users are too few for a validation split (a fifth is 18 < 20): training must keep its
     # final weights, and the inner loop is left as meta-training learned it.
@@ -209,6 +211,7 @@ def test_small_logs_hold_out_a_fifth_of_users_for_validation(model):
     assert model.report["n_train_users"] == 96
 
 
+@pytest.mark.slow
 def test_training_stops_when_validation_stalls():
     from metarec_core.coldstart.train import stalled
 
@@ -241,6 +244,7 @@ def test_size_factor_scales_the_inner_rates(model):
             net.log_lr_n.copy_(saved)
 
 
+@pytest.mark.slow
 def test_max_steps_bounds_training(frames):
     import dataclasses
 
@@ -251,6 +255,7 @@ def test_max_steps_bounds_training(frames):
     assert len(model.report["meta"]["val_ndcg10"]) == 2  # one full epoch and a partial one
 
 
+@pytest.mark.slow
 def test_adaptation_that_loses_on_validation_is_switched_off(frames):
     from metarec_core.coldstart.data import user_sequences
     from metarec_core.coldstart.recommend import rank_users
@@ -283,6 +288,7 @@ def test_adaptation_that_loses_on_validation_is_switched_off(frames):
     assert check_adaptation(net, val, None, cfg, model.device)["kept"] is True  # a tie keeps it
 
 
+@pytest.mark.slow
 def test_the_inner_step_is_chosen_per_group_of_support_sizes(frames):
     from metarec_core.coldstart.data import user_sequences
     from metarec_core.coldstart.train import check_adaptation, sample_episode

@@ -185,6 +185,7 @@ _LINE = st.lists(
         st.binary(max_size=300),
     )
 )
+@pytest.mark.slow
 def test_fuzzed_csv_never_crashes_or_changes_the_store(tmp_path, seeded, body):
     data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     path = _bytes(tmp_path, "fuzz.csv", data)

@@ -236,6 +236,7 @@ _SQL = st.lists(_PIECES, min_size=1, max_size=8).map(" ".join) | st.text(max_siz
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.slow
 @given(sql=_SQL)
 def test_fuzzed_sql_runs_one_read_only_statement_or_is_refused(store_file, sql):
     """Random statements, quotes and comments: either one read-only statement runs or a

@@ -43,6 +43,7 @@ def _wait(job_id, paths, timeout=120):
     raise AssertionError(f"job {job_id} still running after {timeout} s")
 
 
+@pytest.mark.slow
 def test_child_process_trains_a_model_and_reports_progress(paths):
     job_id = jobs.start_job(_spec(), _frames(), paths)
     # while it runs, nobody else may write the same model directory
@@ -65,6 +66,7 @@ def test_child_process_trains_a_model_and_reports_progress(paths):
     assert [j.job_id for j in jobs.list_jobs(paths, DATASET)] == [job_id]
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_process_and_cleans_up(paths):
     job_id = jobs.start_job(_spec("slow", episodes=1_000_000), _frames(), paths)
     end = time.time() + 90

@@ -31,6 +31,7 @@ def test_serving_modules_do_not_import_training(name):
     assert not {m for m in imports if m.startswith("metarec_core.coldstart.train")}
 
 
+@pytest.mark.slow
 def test_loading_the_serving_modules_leaves_training_unimported():
     code = (
         "import sys; import metarec_core.coldstart.model, metarec_core.coldstart.recommend; "

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import metarec_core
 
 ROOT = Path(metarec_core.__file__).parent
@@ -30,6 +32,7 @@ def test_no_streamlit_import_statements():
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_importing_every_module_does_not_load_streamlit():
     code = (
         "import importlib, sys\n"

@@ -19,6 +19,7 @@ def _clusters(n: int = 120, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, n
     return centres[labels] + rng.normal(size=(n, dim)), labels
 
 
+@pytest.mark.slow
 def test_projection_separates_clusters_and_is_cached(tmp_path):
     x, labels = _clusters()
     ids = np.arange(len(x))
@@ -44,6 +45,7 @@ def test_projection_key_changes_with_inputs():
     )
 
 
+@pytest.mark.slow
 def test_place_puts_a_vector_near_its_neighbours(tmp_path):
     x, labels = _clusters()
     proj = project(np.arange(len(x)), x, ProjectionParams(n_neighbors=10), tmp_path)
