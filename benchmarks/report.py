@@ -149,7 +149,7 @@ def _targets(latest: dict[str, Any]) -> str:
     if missed:
         out += "\n\nMissed targets:\n" + "\n".join(
             f"- `{k}` = {fmt(figs[k]['median'])} {TARGETS[k][2]} (target "
-            f"{ {'<=': '≤', '>=': '≥'}.get(TARGETS[k][0], TARGETS[k][0])} {TARGETS[k][1]:g}): "
+            f"{ {'<=': '≤', '>=': '≥'}.get(TARGETS[k][0], TARGETS[k][0]) } {TARGETS[k][1]:g}): "
             f"{LIMITS.get(k, 'cause not analysed yet.')}"
             for k in missed
         )
@@ -194,7 +194,7 @@ def _figures(figs: dict[str, Any], bench: str, skip_prefix: tuple[str, ...] = ()
             fmt(f.get("n")),
             f.get("unit") or "",
             f.get("step"),
-        ]  # fmt: skip
+        ]
         for k, f in figs.items()
         if f.get("bench") == bench and f.get("n") and not k.startswith(skip_prefix)
     ]

@@ -131,7 +131,7 @@ def _target_text(key: str) -> str | None:
     if key not in TARGETS:
         return None
     op, bound, unit = TARGETS[key]
-    return f"{ {'<=': '≤', '>=': '≥'}.get(op, op)} {bound:g} {unit}"
+    return f"{ {'<=': '≤', '>=': '≥'}.get(op, op) } {bound:g} {unit}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -207,7 +207,9 @@ def test_a_map_selection_becomes_a_new_user_or_a_new_category():
     assert adapted.user == user and len(adapted.support) == 3
     assert replayed.user == user and replayed.frames[0].step == 0
     chart = at.get("plotly_chart")[0].proto.spec
-    assert "user's path (step)" in chart and any("path through the replay" in c.value for c in at.caption)
+    assert "user's path (step)" in chart and any(
+        "path through the replay" in c.value for c in at.caption
+    )
     _select_on_map(at, ["1", "2", "3"])
     assert any("3 items selected" in m.value for m in at.markdown)
     next(b for b in at.button if b.key == "map_to_user").click().run()

@@ -28,7 +28,7 @@ def test_overview():
     assert labels["Users"] == "80" and labels["Categories"] == "6"
     at.slider(key="ov_cold_k").set_value(10).run()
     assert_clean(at)
-    assert any("Cold users (≤ 10)" == m.label for m in at.metric)
+    assert any(m.label == "Cold users (≤ 10)" for m in at.metric)
     assert len(at.get("plotly_chart")) == 3
 
 

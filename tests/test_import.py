@@ -207,7 +207,7 @@ def test_bad_input_is_refused_and_store_unchanged(seeded, tmp_path, case):
 
 def test_missing_file(seeded, tiny_files, tmp_path):
     before = store_snapshot(seeded)
-    with pytest.raises(ValidationError, match="file not found: .*nope.csv"):
+    with pytest.raises(ValidationError, match=r"file not found: .*nope.csv"):
         import_files(seeded, "new", tmp_path / "nope.csv", tiny_files["items"])
     assert store_snapshot(seeded) == before
 
@@ -223,5 +223,5 @@ def test_duplicate_users_in_users_file(seeded, tiny_files, tmp_path):
 def test_unreadable_file(seeded, tiny_files, tmp_path):
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"not parquet at all")
-    with pytest.raises(ValidationError, match="cannot read .*junk.parquet"):
+    with pytest.raises(ValidationError, match=r"cannot read .*junk.parquet"):
         import_files(seeded, "new", junk, tiny_files["items"])

@@ -80,7 +80,7 @@ def test_analyst_sql_with_dataset_and_limit(shop):
     ],
 )
 def test_analyst_connection_has_no_file_access(shop, sql):
-    with pytest.raises(ValidationError, match="access are disabled|does not exist"):
+    with pytest.raises(ValidationError, match=r"access are disabled|does not exist"):
         shop.query(sql)
 
 
@@ -96,7 +96,7 @@ def test_store_instance_refuses_file_access_even_past_the_guard(tmp_path, tiny_f
             "INSTALL httpfs",
             "SET enable_external_access = true",
         ):
-            with pytest.raises(Exception, match="disabled|Cannot enable"):
+            with pytest.raises(Exception, match=r"disabled|Cannot enable"):
                 cur.execute(sql)
         assert not (tmp_path / "out.csv").exists()
 

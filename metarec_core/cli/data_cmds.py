@@ -58,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recbole==1.2.1 wheel once (pip download --no-deps) and imports MovieLens-100K.",
     )
     p.add_argument(
-        "--name", default=None, help="one demo: beauty-shop, grocery-shop or ml-100k (default: both shops)"
+        "--name",
+        default=None,
+        help="one demo: beauty-shop, grocery-shop or ml-100k (default: both shops)",
     )
     p.add_argument("--if-missing", action="store_true", help="skip demos already in the store")
     p.add_argument("--replace", action="store_true", help="re-import over existing demo datasets")
@@ -148,7 +150,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print("no datasets yet: run `python -m metarec_core demo` or `... import`")
         return 0
     cols = ["name", "n_users", "n_items", "n_interactions", "n_categories", "order_kind"]
-    table = df[cols + ["created_at"]].copy()
+    table = df[[*cols, "created_at"]].copy()
     for c in cols[1:5]:
         table[c] = table[c].map(lambda v: f"{int(v):,}")
     table.columns = ["name", "users", "items", "interactions", "categories", "order", "created"]
@@ -167,9 +169,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print(f"{', '.join(names)} already in the store")
                 return 0
     with _open(args) as store:
-        infos = import_demo(
-            store, args.name, args.replace, args.if_missing, progress=CliProgress()
-        )
+        infos = import_demo(store, args.name, args.replace, args.if_missing, progress=CliProgress())
     for info in infos:
         print(
             f"{info.name}: {info.n_users:,} users, {info.n_items:,} items, "

@@ -266,10 +266,8 @@ class ColdStartModel:
             tables = []
             for n in ("knn", "ease"):
                 idx, val = t[f"{n}.idx"].numpy().astype(np.int64), t[f"{n}.val"].numpy()
-                if (
-                    idx.shape != val.shape
-                    or idx.size
-                    and not (-1 <= idx.min() <= idx.max() < len(catalogue))
+                if idx.shape != val.shape or (
+                    idx.size and not (-1 <= idx.min() <= idx.max() < len(catalogue))
                 ):
                     raise ValueError(f"{n} neighbour table does not fit the catalogue")
                 tables.append(NeighbourTable(idx, val))
@@ -290,7 +288,7 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise ValidationError(f"{path}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - any read failure means a damaged file
+    except Exception as exc:
         text = str(exc).strip().splitlines()
         detail = text[0][:300] if text else type(exc).__name__
         if isinstance(exc, KeyError):

@@ -15,7 +15,7 @@ _PARQUET = (".parquet", ".parq", ".pq")
 def file_kind(path: str | Path) -> str:
     """'parquet' or 'csv' from the file name (.csv, .tsv, .txt, .csv.gz, .parquet, ...)."""
     name = str(path).lower()
-    if name.endswith(_PARQUET) or "*" in name and name.rstrip("/").endswith(_PARQUET):
+    if name.endswith(_PARQUET) or ("*" in name and name.rstrip("/").endswith(_PARQUET)):
         return "parquet"
     return "csv"
 

@@ -34,8 +34,22 @@ log = logging.getLogger(__name__)
 TIME_NAMES = ("timestamp", "ts", "time", "datetime", "date", "event_time", "unix_time")
 MULTI_VALUED = ("categories", "genres")
 _NUMERIC_TYPES = tuple(
-    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT UHUGEINT "
-    "FLOAT DOUBLE DECIMAL BOOLEAN".split()
+    [
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+        "BOOLEAN",
+    ]
 )
 _ID_SUFFIXES = ("_id", "id", "asin", "sku", "url", "ean", "upc")
 _INTER_CANON = ("user_id", "item_id", "position", "ts", "event", "value")

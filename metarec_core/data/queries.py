@@ -248,7 +248,7 @@ def _slice_filter(
     Only the filters that are set appear, so an unfiltered slice is a plain scan; each value is
     still a bound parameter.
     """
-    inter, items = _refs(store, name)
+    _, items = _refs(store, name)
     conds: list[str] = []
     params: list[Any] = []
     if category is not None:

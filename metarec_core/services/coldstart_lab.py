@@ -339,7 +339,9 @@ def coldstart_report(
             f"{len(replay_.frames) - 1} actions; step 0 is what a brand-new shopper sees."
         )
         sections.append(
-            Section("Click-by-click replay", [intro, *filter(None, [replay_.note]), replay_.summary()])
+            Section(
+                "Click-by-click replay", [intro, *filter(None, [replay_.note]), replay_.summary()]
+            )
         )
         for f in replay_.frames:
             title = f"Step {f.step}: " + (f"after '{f.action}'" if f.step else "no history yet")

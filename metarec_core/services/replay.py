@@ -144,8 +144,16 @@ def replay(
                 step=k,
                 action=str(meta["title"].get(actions[k - 1], actions[k - 1])) if k else "",
                 recs=recs[
-                    ["rank", "change", "item_id", "title", "category", "because", "bought_later"]
-                    + ["score"]
+                    [
+                        "rank",
+                        "change",
+                        "item_id",
+                        "title",
+                        "category",
+                        "because",
+                        "bought_later",
+                        "score",
+                    ]
                 ],
                 next_in_list=None if nxt is None else nxt in in_list,
                 hits_so_far=hits,
