@@ -181,12 +181,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         f"{method}: {n_users} user(s), top {args.top}, {recs.elapsed_s:.2f} s -> {out}",
         file=sys.stderr,
     )
-    if recs.skipped_items:
-        print(
-            f"skipped {recs.skipped_items} support row(s) whose item is not in the model's catalogue "
-            f"({len(recs.skipped_by_user)} user(s))",
-            file=sys.stderr,
-        )
+    _report_skipped(recs)
     if recs.fallback_users:
         print(
             f"{len(recs.fallback_users)} user(s) had no known support item and got popularity "
@@ -214,13 +209,17 @@ def _recommend_steps(model, support, steps: list[int], top: int, method: str, ou
             "their lists stop at their last item",
             file=sys.stderr,
         )
+    _report_skipped(recs)
+    return 0
+
+
+def _report_skipped(recs) -> None:
     if recs.skipped_items:
         print(
             f"skipped {recs.skipped_items} support row(s) whose item is not in the model's "
             f"catalogue ({len(recs.skipped_by_user)} user(s))",
             file=sys.stderr,
         )
-    return 0
 
 
 def load_dataset(name: str, db: str | None = None):
