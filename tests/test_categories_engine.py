@@ -99,7 +99,7 @@ def test_plain_classify_prototypes_are_normalised_class_means(tmp_path):
 
 def test_classify_is_deterministic_and_sensible(tmp_path):
     enc = TopicEncoder()
-    model = CategoryModel(CategoryConfig(encoder="fake"), np.eye(32, dtype=np.float32), 10.0, "x")
+    model = CategoryModel(CategoryConfig(encoder="fake"), np.eye(32, dtype=np.float32), 10.0, "")
     a = classify(_support(), _query(), model, encoder=enc, cache_dir=tmp_path).predictions
     b = classify(_support(), _query(), model, encoder=enc, cache_dir=tmp_path).predictions
     pd.testing.assert_frame_equal(a, b)
@@ -149,7 +149,7 @@ def test_score_names_only_used_when_support_agrees():
     centers = l2n(rng.normal(size=(3, 16)))
     xs = l2n(np.repeat(centers, 3, axis=0) + 0.1 * rng.normal(size=(9, 16)))
     ys = np.repeat(np.arange(3), 3)
-    model = CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "x")
+    model = CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "")
     good = score(model, xs, ys, xs[:2], 3, centers)
     bad = score(model, xs, ys, xs[:2], 3, centers[[1, 2, 0]])
     assert good.used_names and not bad.used_names
@@ -405,7 +405,7 @@ def test_one_shot_name_prior_needs_twice_chance_and_a_fifth_of_the_support():
     """At 1 shot (nothing to leave out) the names are used when they alone recognise at least
     2 / C of the examples and at least a fifth: 2 of 5 in a 5-way task, 5 of 25 in a 25-way one."""
     rng = np.random.default_rng(0)
-    model = CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "x")
+    model = CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "")
 
     def used(n: int, recognised: int) -> bool:
         names = l2n(rng.normal(size=(n, 32))).astype(np.float32)
@@ -520,7 +520,7 @@ def test_name_prior_may_cost_one_leave_one_out_item_but_not_two():
         ys = np.repeat(np.arange(3), 3)
         names = l2n(centers + 0.9 * rng.normal(size=(3, 16)))
         model = CategoryModel(
-            CategoryConfig(encoder="fake", engine=EngineConstants(center=False)), None, 10.0, "x"
+            CategoryConfig(encoder="fake", engine=EngineConstants(center=False)), None, 10.0, ""
         )
         pred_n, _ = leave_one_out_scores(xs, ys, 3, names, 1.0, True)
         pred_0, _ = leave_one_out_scores(xs, ys, 3, None, 0.0)

@@ -8,6 +8,8 @@ Public API (all results are CPU-side numpy / pandas):
   category_column="category", text_column=None) -> CategoryModel``: embed a labelled catalogue
   (cached) and meta-train the residual projection episodically on its categories; the projection
   is kept only if it beats the encoder space on held-back groups of categories.
+- ``model_encoder(model, requested=None) -> str``: the registry name of the encoder a model
+  classifies with (its own; one-line errors for another one or one not installed).
 - ``CategoryModel``: ``.save(dir)`` / ``CategoryModel.load(dir)`` (config.json,
   projection.safetensors, training_report.json); ``CategoryModel.plain()`` = the plain-prototype
   baseline; ``CategoryModel.untrained()`` = encoder space with centring, name prior, hub
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CategoryConfig": "metarec_core.categories.config",
     "CategoryModel": "metarec_core.categories.model",
+    "model_encoder": "metarec_core.categories.model",
     "train_category_model": "metarec_core.categories.train",
     "classify": "metarec_core.categories.classifier",
     "Classification": "metarec_core.categories.classifier",
@@ -63,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from metarec_core.categories.config import CategoryConfig
     from metarec_core.categories.defaults import default_model_dir, load_default_model
     from metarec_core.categories.evaluate import CategoryEvalReport
-    from metarec_core.categories.model import CategoryModel
+    from metarec_core.categories.model import CategoryModel, model_encoder
     from metarec_core.categories.protocol import evaluate_categories
     from metarec_core.categories.train import train_category_model
 

@@ -131,6 +131,16 @@ def check_inputs(
     return s, q, {"support": s_empty, "query": q_empty}
 
 
+def _check_encoder(model: CategoryModel, encoder: TextEncoder | None) -> None:
+    """A trained model classifies only with the encoder it was trained with."""
+    if encoder is None or not model.encoder_id or encoder.model_id == model.encoder_id:
+        return
+    raise ValidationError(
+        f"the category model was trained with {model.encoder_id}, not {encoder.model_id}: "
+        "classify with the model's own encoder"
+    )
+
+
 def _check_dim(model: CategoryModel, dim: int) -> None:
     if model.matrix is not None and model.matrix.shape[0] != dim:
         raise ValidationError(
@@ -157,7 +167,8 @@ def classify(
         model: a trained CategoryModel; None = ``CategoryModel.untrained()`` (encoder space,
             centring, name prior, label propagation; no meta-training).
         open_set: answer "none of these" (category None) below the leave-one-out threshold.
-        encoder: the text encoder (default: the model's, i.e. MiniLM); embeddings are cached.
+        encoder: the text encoder (default: the model's, ``get_encoder(model.config.encoder)``);
+            a trained model refuses another one. Embeddings are cached.
         progress: callback for the embedding stage.
         cache_dir: embedding cache folder (default Paths().cache_dir).
     """
@@ -165,6 +176,7 @@ def classify(
 
     s, q, skipped = check_inputs(support, query, open_set)
     model = model or CategoryModel.untrained()
+    _check_encoder(model, encoder)
     categories = sorted(s["category"].unique())
     index = {c: i for i, c in enumerate(categories)}
     ys = s["category"].map(index).to_numpy(np.int64)

@@ -157,6 +157,25 @@ class CategoryModel:
         return cls(config, matrix, temperature, encoder_id, report, d)
 
 
+def model_encoder(model: CategoryModel, requested: str | None = None) -> str:
+    """The registry name of the encoder ``model`` classifies with, checked to be installed.
+
+    A trained model's embeddings only make sense in the space it was trained in, so a
+    ``requested`` encoder other than the model's is refused (one line), as is a model whose
+    encoder is not installed here (the line says how to install it).
+    """
+    from metarec_core.embed.registry import encoder_spec, require_installed
+
+    own = encoder_spec(model.encoder_id or model.config.encoder).name
+    if requested and encoder_spec(requested).name != own:
+        where = f" at {model.path}" if model.path else ""
+        raise ValidationError(
+            f"the category model{where} was trained with the {own} encoder and classifies "
+            f"with it; drop --encoder {requested} or train a model with it"
+        )
+    return require_installed(own).name
+
+
 def _first_line(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing entry {exc}"

