@@ -18,6 +18,7 @@ PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("pages/explorer.py", title="Data Explorer", icon=":material/table_view:"),
     st.Page("pages/coldstart_lab.py", title="Cold-Start Lab", icon=":material/person_add:"),
+    st.Page("pages/new_shop.py", title="New Shop", icon=":material/storefront:"),
     st.Page("pages/category_lab.py", title="New Category Lab", icon=":material/new_label:"),
     st.Page("pages/embedding_map.py", title="Embedding Map", icon=":material/scatter_plot:"),
     st.Page("pages/training.py", title="Training & Runs", icon=":material/model_training:"),

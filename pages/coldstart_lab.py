@@ -32,6 +32,19 @@ st.caption(
     f"Model {plain(ctx.model.name)}: {origin}; retrain it on Training & Runs. "
     "The shoppers below were held out of its training."
 )
+others = services.other_shop_models(res.paths(), dataset)
+if others:
+    pick = st.selectbox(
+        "Serve with",
+        [None, *others],
+        format_func=lambda m: "this shop's model" if m is None else f"model from {m.dataset}",
+        key="cs_model_from",
+        help="A model trained on another shop knows this shop's products only by their text "
+        "(New Shop compares it with text-only and in-shop methods).",
+    )
+    if pick is not None:
+        with st.spinner("Reading this shop's products with the other shop's model…"):
+            model = res.other_shop_model(str(pick.path), pick.created, ctx.db, dataset)
 
 handoff = st.session_state.pop(HANDOFF_USER, None)
 if handoff:

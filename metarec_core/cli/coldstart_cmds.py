@@ -17,6 +17,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--items", required=True, help="CSV/Parquet: item_id plus text columns")
     p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="a model trained on another shop: train from its weights and from scratch, keep "
+        "the better on held-back users of --interactions",
+    )
     p.add_argument("--k", type=int, default=3, help="support size the model targets (default 3)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
@@ -37,6 +44,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("recommend", help="recommend for new users from their support items")
     p.add_argument("--model", required=True, help="model directory written by train")
     p.add_argument("--support", required=True, help="CSV/Parquet: user_id, item_id[, position]")
+    p.add_argument(
+        "--items",
+        default=None,
+        help="CSV/Parquet catalogue to serve instead of the model's own (e.g. another shop's): "
+        "items are scored through their text; items the model knows keep what it learned",
+    )
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--out", required=True, help="CSV to write: user_id, rank, item_id, score, ...")
     p.add_argument("--no-adapt", action="store_true", help="skip the inner loop (method no-adapt)")
@@ -62,6 +75,19 @@ def register(subparsers) -> None:
     p.add_argument("--methods", default=None, help="comma-separated subset of methods")
     p.add_argument("--out", default=None, help="write the report as JSON")
     p.add_argument("--epochs", type=int, default=None, help="meta-training epochs, exactly")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="cross-shop: a dataset to train on (all of it) and serve --dataset's new users with",
+    )
+    p.add_argument(
+        "--source-model", default=None, help="cross-shop: a model directory instead of --source"
+    )
+    p.add_argument(
+        "--target-users",
+        default="0,100,1000,all",
+        help="cross-shop: warm target users the in-shop baselines see (default 0,100,1000,all)",
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
@@ -137,8 +163,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = ColdStartConfig(k=args.k, seed=args.seed, device=args.device)
     if args.epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=args.epochs, min_steps=0)  # exactly as asked
+    source = None
+    if args.init_from is not None:
+        from metarec_core.coldstart.model import ColdStartModel
+
+        source = ColdStartModel.load(args.init_from, device=args.device)
     interactions, items = read_interactions(args.interactions), read_items(args.items)
-    model = train_model(interactions, items, cfg, progress=CliProgress())
+    if source is None:
+        model = train_model(interactions, items, cfg, progress=CliProgress())
+    else:
+        from metarec_core.coldstart.transfer import train_from
+
+        model = train_from(source, interactions, items, cfg, progress=CliProgress())
     out = model.save(args.out)
     register_cli_model(out, "coldstart", len(model.catalogue), args.dataset, args.items, cfg)
     r = model.report
@@ -146,6 +182,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained on {r['n_users']} users, {r['n_items']} items in {r['train_seconds']:.0f} s "
         f"(validation NDCG@10 {max(r['meta']['val_ndcg10'] or [0]):.4f}); model written to {out}"
     )
+    if "init_from" in r:
+        i = r["init_from"]
+        print(
+            f"kept the model trained {'from ' + args.init_from if i['kept'] == 'transfer' else 'from scratch'}"
+            f" (validation NDCG@10 {i['val_ndcg10_transfer']:.4f} from the source model, "
+            f"{i['val_ndcg10_fresh']:.4f} from scratch)"
+        )
     if r.get("skipped_interactions"):
         print(
             f"note: {r['skipped_interactions']} interaction(s) with items missing from --items were skipped",
@@ -168,6 +211,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ValidationError(f"--top must be >= 1, got {args.top}")
     steps = parse_steps(args.steps) if args.steps is not None else None
     model = ColdStartModel.load(args.model, device=args.device)
+    if args.items is not None:
+        from metarec_core.cli.transfer_cmds import serve_items
+
+        model = serve_items(model, args.items, method)
     support = read_table(args.support)
     if steps is not None:
         return _recommend_steps(model, support, steps, args.top, method, Path(args.out))
@@ -216,7 +263,7 @@ def _recommend_steps(model, support, steps: list[int], top: int, method: str, ou
 def _report_skipped(recs) -> None:
     if recs.skipped_items:
         print(
-            f"skipped {recs.skipped_items} support row(s) whose item is not in the model's "
+            f"skipped {recs.skipped_items} support row(s) whose item is not in the served "
             f"catalogue ({len(recs.skipped_by_user)} user(s))",
             file=sys.stderr,
         )
@@ -257,6 +304,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if any(k < 1 for k in ks):
         raise ValidationError("--k values must be >= 1")
     seeds = _int_list(args.seeds, "--seeds")
+    if args.source is not None or args.source_model is not None:
+        from metarec_core.cli.transfer_cmds import cmd_evaluate_transfer
+
+        return cmd_evaluate_transfer(args, ks, seeds)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     interactions, items = load_dataset(args.dataset, getattr(args, "db", None))
     cfg = dataclasses.replace(ColdStartConfig(device=args.device), k=ks[0])

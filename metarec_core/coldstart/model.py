@@ -27,6 +27,7 @@ from metarec_core.coldstart.data import Catalogue
 from metarec_core.coldstart.net import ColdStartNet, ItemTables
 from metarec_core.coldstart.recommend import Recommendations, rank_users
 from metarec_core.device import resolve_device
+from metarec_core.embed.encoder import MINILM_ID
 from metarec_core.errors import ConflictError, NotFoundError, ValidationError
 
 FORMAT = "metarec-coldstart/3"  # 2: log item-item term (ii_eps); 3: per-user propensities "c"
@@ -67,6 +68,7 @@ class ColdStartModel:
         )
         self._tables: dict[str, ItemTables] | None = None
         self._index: dict[str, int] | None = None
+        self.encoder_id = report.get("encoder", MINILM_ID)  # the encoder of the item texts
 
     # ------------------------------------------------------------------ serving
     def tables(self) -> dict[str, ItemTables]:
@@ -208,6 +210,7 @@ class ColdStartModel:
             "catalogue_fingerprint": self.catalogue.fingerprint,
             "n_items": len(self.catalogue),
             "text_dim": int(self.text.shape[1]),
+            "encoder": self.encoder_id,
         }
         (d / "config.json").write_text(json.dumps(meta, indent=2))
         (d / "training_report.json").write_text(json.dumps(self.report, indent=2))
@@ -276,6 +279,9 @@ class ColdStartModel:
         if report_path.exists():
             with _reading(report_path):
                 report = json.loads(report_path.read_text())
+        if not isinstance(report, dict):
+            report = {}
+        report["encoder"] = str(meta.get("encoder", MINILM_ID))
         return cls(
             cfg, catalogue, text.numpy(), nets[0], nets[1], pop.numpy(), *tables, report, device
         )

@@ -23,6 +23,7 @@ from metarec_core.coldstart.episodes import EaseLOO, UserBatch, support_tensors
 from metarec_core.coldstart.net import ColdStartNet
 from metarec_core.coldstart.scoring import batch_scores, support_penalty
 from metarec_core.device import resolve_device
+from metarec_core.embed.encoder import MINILM_ID
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, ProgressEvent, no_progress
 
@@ -349,6 +350,7 @@ def train_model(
     config: ColdStartConfig | None = None,
     progress: Progress = no_progress,
     encoder=None,
+    init: dict[str, dict[str, torch.Tensor]] | None = None,
 ):
     """Train the cold-start engine on (warm) users' interactions; returns a ColdStartModel.
 
@@ -358,6 +360,8 @@ def train_model(
         config: hyper-parameters (defaults when None).
         progress: callback for stage progress and the live loss.
         encoder: text encoder; None = the packaged MiniLM through the persistent cache.
+        init: starting weights per network ("meta", "pretrained"), e.g. another shop's model's
+            catalogue-independent weights (coldstart/transfer.py); id parameters start fresh.
     """
     from metarec_core.coldstart.model import ColdStartModel
 
@@ -387,6 +391,8 @@ def train_model(
     ):
         torch.manual_seed(cfg.seed)
         net = _new_net(text, stats["pop"], cfg, device)
+        if init is not None and name in init:
+            net.load_state_dict({**net.state_dict(), **init[name]})
         net.ii_eps.fill_(item_item_floor(stats["ease"]))
         if name == "meta" and cfg.meta_from_pretrained:
             net.load_state_dict(nets["pretrained"].state_dict())
@@ -403,6 +409,7 @@ def train_model(
         "ease_items": len(stats["subset"]),
         "train_seconds": round(time.perf_counter() - t0, 2),
         "device": str(device),
+        "encoder": encoder.model_id if encoder is not None else MINILM_ID,
         "meta": reports["meta"],
         "pretrained": reports["pretrained"],
     }

@@ -82,6 +82,12 @@ from metarec_core.services.models import (
     train_task,
     training_report,
 )
+from metarec_core.services.new_shop import (
+    GROWTH,
+    new_shop_curve,
+    other_shop_models,
+    serve_from_other_shop,
+)
 from metarec_core.services.replay import (
     MAX_STEPS,
     Replay,
@@ -101,6 +107,7 @@ __all__ = [
     "DEMO_QUICK_CATEGORIES",
     "DEMO_QUICK_COLDSTART",
     "EVAL_KS",
+    "GROWTH",
     "MAX_COLD",
     "MAX_STEPS",
     "NONE",
@@ -148,13 +155,16 @@ __all__ = [
     "load_category_model",
     "load_coldstart",
     "map_overlay",
+    "new_shop_curve",
     "open_store",
+    "other_shop_models",
     "overview",
     "per_user_metrics",
     "replay",
     "replay_held_out",
     "run_sql",
     "search_items",
+    "serve_from_other_shop",
     "set_active_model",
     "start_training",
     "train_coldstart",

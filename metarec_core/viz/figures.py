@@ -313,3 +313,35 @@ def embedding_map(
         margin=dict(t=40 if title else 10),
         legend=dict(orientation="v", x=1.01, y=1, yanchor="top", font=dict(size=10)),
     )
+
+
+def new_shop_curve(curve: pd.DataFrame, metric: str = "ndcg@10") -> go.Figure:
+    """Quality of a shop's new users as its log grows: methods that need no log of the shop
+    (another shop's model, text only) are flat dashed lines; in-shop methods are drawn at each
+    number of warm users they were fit on."""
+    if curve.empty:
+        return empty_figure("Nothing to compare yet.")
+    sizes = sorted({int(n) for n in curve["target_users"] if n > 0})
+    labels = ["0"] + [f"{n:,}" for n in sizes]
+    fig = go.Figure()
+    for method, g in curve.groupby("method", sort=False):
+        if (g["target_users"] == 0).all():
+            y = float(g[metric].iloc[0])
+            fig.add_trace(
+                go.Scatter(
+                    x=labels, y=[y] * len(labels), name=f"{method} (no log needed)",
+                    mode="lines", line={"dash": "dash"},
+                )
+            )  # fmt: skip
+        else:
+            g = g.sort_values("target_users")
+            fig.add_trace(
+                go.Scatter(
+                    x=[f"{int(n):,}" for n in g["target_users"]], y=g[metric], name=method,
+                    mode="lines+markers",
+                )
+            )  # fmt: skip
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels,
+                     title="warm users of this shop the in-shop methods learned from")  # fmt: skip
+    fig.update_yaxes(title=metric.upper())
+    return _layout(fig, f"New shoppers' {metric.upper()} as the shop's log grows", height=420)

@@ -130,6 +130,13 @@ def _coldstart_model(path: str, created: float):
     return model
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def other_shop_model(path: str, created: float, db: str, dataset: str):
+    """The cold-start model at ``path`` (trained on another shop) serving ``dataset``'s
+    catalogue through item text; one per (model, dataset) and process."""
+    return services.serve_from_other_shop(Path(path), catalogue(db, dataset))
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def category_model(path: str, created: float):
     return services.load_category_model(Path(path))

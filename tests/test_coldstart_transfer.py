@@ -1,0 +1,163 @@
+"""Serving another shop's catalogue and training a new shop from a source model (FakeEncoder)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from metarec_core.coldstart.model import ColdStartModel
+from metarec_core.coldstart.train import train_model
+from metarec_core.coldstart.transfer import for_catalogue, source_weights, train_from, with_log
+from metarec_core.data.canonical import canonical_interactions, canonical_items
+from metarec_core.embed.encoder import FakeEncoder
+from metarec_core.errors import ValidationError
+from tests.test_coldstart_engine import N_GROUPS, TINY
+
+COLOURS = ("red", "green", "blue", "yellow")  # one word per group, shared by both shops
+
+
+def shop(prefix: str, word: str, n_items: int = 40, n_users: int = 80, seed: int = 1):
+    """A second shop: other ids and other products, but groups named by the same colour words."""
+    rng = np.random.default_rng(seed)
+    items = pd.DataFrame(
+        {
+            "item_id": [f"{prefix}{i}" for i in range(n_items)],
+            "title": [f"{COLOURS[i % N_GROUPS]} {word} no {i}" for i in range(n_items)],
+        }
+    )
+    rows = []
+    for u in range(n_users):
+        pool = [i for i in range(n_items) if i % N_GROUPS == u % N_GROUPS]
+        for p, i in enumerate(rng.choice(pool, 6, replace=False)):
+            rows.append((f"{prefix}u{u}", f"{prefix}{i}", p))
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+    return canonical_interactions(inter), canonical_items(items)
+
+
+@pytest.fixture(scope="module")
+def source():
+    inter, items = shop("s", "shirt", n_items=48, n_users=160, seed=0)
+    return train_model(inter, items, TINY, encoder=FakeEncoder())
+
+
+def support(ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": ["x"] * len(ids), "item_id": ids, "position": range(len(ids))})
+
+
+def test_a_new_catalogue_is_served_by_text_never_recommending_the_support(source):
+    _, items = shop("t", "mug")
+    served = for_catalogue(source, items, encoder=FakeEncoder())
+    assert served.report["served_catalogue"] == {
+        "n_items": 40,
+        "known_items": 0,
+        "items_without_text": 0,
+    }
+    assert not served.meta.seen.any() and float(served.meta.id_in.detach().abs().sum()) == 0.0
+    recs = served.recommend(support(["t0", "t4", "t8"]), top=6).frame
+    assert set(recs["item_id"]).isdisjoint({"t0", "t4", "t8"})
+    assert recs["item_id"].str.startswith("t").all()
+    same_group = [int(i[1:]) % N_GROUPS == 0 for i in recs["item_id"]]
+    assert sum(same_group) >= 4  # the "red" mugs: learned on shirts, carried by the text
+
+
+def test_known_items_keep_their_id_rows_and_neighbours(source):
+    _, own = shop("s", "shirt", n_items=48, n_users=160, seed=0)
+    extra = pd.DataFrame({"item_id": ["new1"], "title": ["red shirt brand new"]})
+    items = canonical_items(pd.concat([own[["item_id", "title"]], extra], ignore_index=True))
+    served = for_catalogue(source, items, encoder=FakeEncoder())
+    assert served.report["served_catalogue"]["known_items"] == 48
+    row_src, row_new = source.index["s5"], served.index["s5"]
+    assert torch.equal(served.meta.id_in[row_new].cpu(), source.meta.id_in[row_src].cpu())
+    assert served.pop[row_new] == source.pop[row_src] and served.pop[served.index["new1"]] == 0
+    src_nb = {source.catalogue.item_ids[j] for j in source.ease.idx[row_src] if j >= 0}
+    new_nb = {served.catalogue.item_ids[j] for j in served.ease.idx[row_new] if j >= 0}
+    assert new_nb == src_nb and len(new_nb) > 0
+
+
+def test_same_catalogue_is_the_model_itself(source):
+    _, own = shop("s", "shirt", n_items=48, n_users=160, seed=0)
+    assert for_catalogue(source, own, encoder=FakeEncoder()) is source
+
+
+def test_items_without_text_are_skipped_and_counted(source):
+    raw = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["red mug", "", "blue mug"]})
+    served = for_catalogue(source, canonical_items(raw), encoder=FakeEncoder())
+    assert served.report["served_catalogue"]["items_without_text"] == 1
+    assert list(served.catalogue.item_ids) == ["a", "c"]
+    empty = canonical_items(pd.DataFrame({"item_id": ["a", "b"], "title": ["", " "]}))
+    with pytest.raises(ValidationError, match="no item has any text"):
+        for_catalogue(source, empty, encoder=FakeEncoder())
+
+
+def test_a_new_shop_ranks_empty_histories_by_the_learned_prior(source):
+    _, items = shop("t", "mug")
+    served = for_catalogue(source, items, encoder=FakeEncoder())
+    assert float(served.pop_t.std()) > 0  # not 40 ties
+    recs = served.recommend(support(["unknown"]), top=5)
+    assert recs.fallback_users == ["x"] and recs.skipped_items == 1
+
+
+def test_with_log_fits_in_shop_statistics(source):
+    inter, items = shop("t", "mug")
+    shop_model = with_log(for_catalogue(source, items, encoder=FakeEncoder()), inter)
+    assert shop_model.pop.sum() == len(inter)
+    assert (shop_model.ease.idx >= 0).any()
+    ranked = shop_model.recommend(support(["t0", "t4"]), top=5, method="ease").frame
+    assert all(int(i[1:]) % N_GROUPS == 0 for i in ranked["item_id"])
+
+
+def test_training_from_a_source_starts_from_its_weights(source):
+    inter, items = shop("t", "mug")
+    frozen = TINY.__class__(**{**TINY.to_dict(), "lr": 1e-12})
+    init = source_weights(source)
+    model = train_model(inter, items, frozen, encoder=FakeEncoder(), init=init)
+    assert torch.allclose(model.pretrained.w_in.weight.cpu(), init["pretrained"]["w_in.weight"])
+    assert "id_in" not in init["meta"] and "text" not in init["meta"]
+
+
+def test_train_from_keeps_the_better_of_transfer_and_fresh(source):
+    inter, items = shop("t", "mug", n_users=200)
+    model = train_from(source, inter, items, TINY, encoder=FakeEncoder())
+    info = model.report["init_from"]
+    assert info["kept"] in ("transfer", "fresh")
+    best = max(info["val_ndcg10_transfer"], info["val_ndcg10_fresh"])
+    assert max(model.report["meta"]["val_ndcg10"]) == pytest.approx(best)
+
+
+def test_cli_recommend_items_serves_another_catalogue(source, tmp_path):
+    _, items = shop("t", "mug")
+    source.save(tmp_path / "m")
+    items[["item_id", "title"]].to_csv(tmp_path / "items.csv", index=False)
+    pd.DataFrame(
+        {"user_id": ["x", "x", "y"], "item_id": ["t0", "missing", "t1"], "position": [0, 1, 0]}
+    ).to_csv(tmp_path / "support.csv", index=False)
+    base = [sys.executable, "-m", "metarec_core", "recommend", "--model", str(tmp_path / "m")]
+    args = ["--items", str(tmp_path / "items.csv"), "--support", str(tmp_path / "support.csv")]
+    out = tmp_path / "recs.csv"
+    done = subprocess.run(
+        [*base, *args, "--top", "5", "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    recs = pd.read_csv(out)
+    assert len(recs) == 10 and recs["item_id"].str.startswith("t").all()
+    assert "skipped 1 support row" in done.stderr
+    refused = subprocess.run(
+        [*base, *args, "--method", "ease", "--out", str(out)], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "needs interactions" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    (tmp_path / "bad.csv").write_text("item_id,price\n1,3\n2,4\n")
+    bad = subprocess.run(
+        [*base, "--items", str(tmp_path / "bad.csv"), "--support", str(tmp_path / "support.csv"),
+         "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "no text column" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
