@@ -41,6 +41,7 @@ class Classification:
         support: the cleaned support (item_id, title, category).
         query: the cleaned query (item_id, title).
         scores: the engine's full numeric result (similarities, probabilities, LOO per item).
+        script_warning: one line when many titles are in a script the encoder does not know.
     """
 
     predictions: pd.DataFrame
@@ -54,6 +55,7 @@ class Classification:
     support: pd.DataFrame | None = None
     query: pd.DataFrame | None = None
     scores: Scores | None = None
+    script_warning: str | None = None
 
 
 def _column(df: pd.DataFrame, candidates: tuple[str, ...], role: str, what: str) -> str:
@@ -207,6 +209,11 @@ def classify(
     )
     if skipped["support"] or skipped["query"]:
         log.warning("skipped rows with empty titles: %s", skipped)
+    from metarec_core.embed.script import script_warning
+
+    warning = script_warning(
+        titles + queries, encoder.model_id if encoder else model.config.encoder
+    )
     return Classification(
         predictions=predictions,
         categories=categories,
@@ -219,4 +226,5 @@ def classify(
         support=s,
         query=q,
         scores=result,
+        script_warning=warning,
     )

