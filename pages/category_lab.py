@@ -3,9 +3,11 @@
 import streamlit as st
 
 from metarec_core import services
+from metarec_core.services import category_lab as lab
 from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import HANDOFF_CATEGORY, context, demo_job
+from pages._shared.encoders import encoder as page_encoder
 from pages._shared.errors import error_boundary
 from pages._shared.plain import plain
 from pages._shared.progress import StreamlitProgress
@@ -44,6 +46,34 @@ c1, c2, c3 = st.columns([2, 1, 1])
 model_choice = c1.selectbox("Model", choices, index=1 if models else 0, key="cat_model")
 open_set = c2.toggle("Open set ('none of these')", value=False, key="cat_open")
 k = c3.slider("k (labelled items per category)", 1, 10, 3, key="cat_k")
+model, encoder_name = None, None
+with error_boundary("loading the category model"):
+    if model_choice != choices[0]:
+        m = {x.name: x for x in models}[model_choice]
+        model = res.category_model(str(m.path), m.created)
+        encoder_name = lab.model_encoder_name(model)
+        st.caption(f"Text encoder: {encoder_name} (the model's own: it was trained with it).")
+    else:
+        options = lab.encoder_choices(res.encoder_name())
+        encoder_name = st.selectbox(
+            "Text encoder (speed or quality; embeddings are cached per encoder)",
+            list(options),
+            format_func=options.get,
+            key="cat_encoder",
+        )
+if encoder_name is None:  # the model's encoder is missing: the line above says how to add it
+    st.stop()
+shift = 0.0
+if open_set:
+    shift = st.slider(
+        "Open-set threshold: ← more products found (recall) · fewer, surer ones (precision) →",
+        -0.15,
+        0.15,
+        0.0,
+        0.01,
+        key="cat_shift",
+        help="Moves the similarity threshold from where the engine puts it (0).",
+    )
 
 if mode == MODES[0]:
     by_size = items["category"].value_counts()
@@ -99,11 +129,9 @@ else:
 
 # ---- run (also after one-click labelling) ------------------------------------------------------
 task = st.session_state.get("cat_task")
-if task and st.session_state.pop("cat_dirty", False):
-    model = None
-    if model_choice != choices[0]:
-        m = {x.name: x for x in models}[model_choice]
-        model = res.category_model(str(m.path), m.created)
+last = st.session_state.get("cat_result")
+moved = last is not None and open_set and last.open_set and last.threshold_shift != shift
+if task and (st.session_state.pop("cat_dirty", False) or moved):
     bar = StreamlitProgress("Embedding and classifying…")
     with error_boundary("classifying the products"):
         st.session_state["cat_result"] = services.classify_categories(
@@ -113,9 +141,10 @@ if task and st.session_state.pop("cat_dirty", False):
             task["truth"],
             model,
             open_set,
-            encoder=res.encoder(res.encoder_name()),
+            encoder=page_encoder(encoder_name),
             progress=bar,
             model_name=None if model is None else model_choice,
+            threshold_shift=shift,
         )
     bar.clear()
 
@@ -125,6 +154,8 @@ if run is None:
     st.stop()
 
 st.subheader("Results")
+if run.script_warning:
+    st.warning(run.script_warning)
 st.caption(
     f"{plain(run.model_used)} · {len(run.predictions):,} products classified in {run.seconds:.2f} s"
 )

@@ -159,6 +159,7 @@ def classify(
     encoder: TextEncoder | None = None,
     progress: Progress = no_progress,
     cache_dir=None,
+    threshold_shift: float = 0.0,
 ) -> Classification:
     """Assign each query product to one of the support's categories (or "none" under open set).
 
@@ -173,6 +174,8 @@ def classify(
             a trained model refuses another one. Embeddings are cached.
         progress: callback for the embedding stage.
         cache_dir: embedding cache folder (default Paths().cache_dir).
+        threshold_shift: open set only: added to the engine's similarity threshold (> 0 for
+            precision, < 0 for recall; the Category Lab's slider).
     """
     from metarec_core.embed.service import embed_texts
 
@@ -197,7 +200,7 @@ def classify(
 
     x = embed(titles + categories)  # (S + C, D): the support and the category names
     xs, xn = x[: len(s)], x[len(s) :]
-    result = score(model, xs, ys, embed(queries), len(categories), xn, open_set=open_set)
+    result = score(model, xs, ys, embed(queries), len(categories), xn, open_set, threshold_shift)
     cats = np.asarray(categories, dtype=object)
     label = np.where(result.pred >= 0, cats[np.maximum(result.pred, 0)], None)
     predictions = pd.DataFrame(

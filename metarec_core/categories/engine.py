@@ -177,10 +177,13 @@ def score(
     n_classes: int,
     x_names: np.ndarray | None = None,
     open_set: bool = False,
+    threshold_shift: float = 0.0,
 ) -> Scores:
     """Classify queries ``xq`` (Q, D) given support ``xs`` (S, D) with labels ``ys`` (S,).
 
     ``x_names`` (C, D) are raw embeddings of the category names (None to skip the name prior).
+    ``threshold_shift`` moves the open-set threshold from where the engine puts it: up for
+    precision (fewer products accepted), down for recall.
     """
     cfg = model.config.engine
     pool = np.concatenate([xs, xq]) if len(xq) else xs
@@ -197,7 +200,9 @@ def score(
     w_class = name_weights(weight, np.bincount(ys, minlength=n_classes), by_shots)  # (C,)
     protos = _with_names(l2n(prototypes(zs, ys, n_classes)), z_names, w_class)
     sims = zq @ protos.T  # (Q, C)
-    threshold = _threshold(model, loo_sim, zs @ protos.T, ys, sims) if open_set else None
+    threshold = None
+    if open_set:
+        threshold = _threshold(model, loo_sim, zs @ protos.T, ys, sims) + float(threshold_shift)
     graph_zs, graph_ys = zs, ys
     if cfg.name_nodes and weight > 0:  # the names join the labelled items of the graph
         graph_zs, graph_ys = (

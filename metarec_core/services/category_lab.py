@@ -27,6 +27,21 @@ def load_category_model(path: Path):
     return CategoryModel.load(path)
 
 
+def encoder_choices(first: str = "minilm") -> dict[str, str]:
+    """Installed text encoders for the Lab, ``first`` first: name -> "name: trade-off"."""
+    from metarec_core.embed.registry import ENCODERS, encoder_spec
+
+    names = [first] + [n for n, spec in ENCODERS.items() if n != first and spec.installed()]
+    return {n: f"{n}: {encoder_spec(n).tradeoff}" for n in names}
+
+
+def model_encoder_name(model) -> str:
+    """The encoder a trained category model classifies with (one-line error if not installed)."""
+    from metarec_core.categories import model_encoder
+
+    return model_encoder(model)
+
+
 def category_task(
     items: pd.DataFrame,
     categories: list[str],
@@ -96,6 +111,8 @@ class CategoryRun:
     model_used: str
     seconds: float
     truth_known: bool
+    threshold_shift: float = 0.0
+    script_warning: str | None = None
 
 
 def classify_categories(
@@ -108,11 +125,14 @@ def classify_categories(
     encoder=None,
     progress: Progress = no_progress,
     model_name: str | None = None,
+    threshold_shift: float = 0.0,
 ) -> CategoryRun:
     """Few-shot classify ``query_ids`` (default: every unlabelled item) into the labelled categories.
 
     ``labels`` maps item id -> category (k per category); ``truth`` (item id -> category or
     OTHER) enables accuracy, macro-F1, the query confusion matrix and open-set precision/recall.
+    ``threshold_shift`` (open set) moves the engine's threshold: up for precision, down for
+    recall.
     """
     from metarec_core import categories as cat_engine
 
@@ -139,7 +159,13 @@ def classify_categories(
     query_ids = [str(i) for i in query_ids if str(i) not in labels]
     query = pd.DataFrame({"item_id": query_ids, "title": by_id.loc[query_ids, "title"].to_numpy()})
     result = cat_engine.classify(
-        support, query, model=model, open_set=open_set, encoder=encoder, progress=progress
+        support,
+        query,
+        model=model,
+        open_set=open_set,
+        encoder=encoder,
+        progress=progress,
+        threshold_shift=threshold_shift,
     )
     preds = result.predictions.merge(query, on="item_id", how="left")
     preds["predicted"] = preds["category"].fillna(NONE)
@@ -177,6 +203,8 @@ def classify_categories(
         model_used=f"model {model_name}" if model_name else result.model_used,
         seconds=time.perf_counter() - t0,
         truth_known=truth is not None,
+        threshold_shift=float(threshold_shift) if open_set else 0.0,
+        script_warning=result.script_warning,
     )
 
 
