@@ -7,8 +7,11 @@ GPU. Figures (keys of latest.json):
   adapt          adapt_ms_p{50,95}_k{1,5,20,50}: one user, k support items, adapted top-20;
                  adapt_users_per_s_{100,1000,10000}: one batched call for N users (k = 5)
   recommend      recommend_2000_s: ``metarec_core recommend`` CLI for 2,000 users, model load incl.
-  encode         encode_titles_per_s (new titles through MiniLM), cache_hits_per_s
-  classify       classify_10k_s: 10,000 cached items against 50 prototypes
+  encode         encode_titles_per_s (new titles through MiniLM), cache_hits_per_s;
+                 encode_<name>_titles_per_s for every other installed encoder (mpnet, multilingual)
+  classify       classify_10k_s: 10,000 cached items against 50 prototypes (MiniLM, 384-d);
+                 classify_10k_768d_s the same at mpnet's 768 dimensions (cached embeddings make
+                 classification independent of the encoder that made them, so a 768-d stand-in)
   train_categories  train_categories_instacart_s: ``metarec_core train-categories`` CLI on the
                  shared Instacart catalogue, cold embedding cache included
   umap_cold      umap_5k_cold_s: 5k points in a fresh process (numba compiles per process)
@@ -206,33 +209,41 @@ def _titles() -> list[str]:
         (b, a, n) for b in _BRANDS for a in _ADJECTIVES for n in _NOUNS)]  # fmt: skip
 
 
-def _encoder(ctx: StepContext):
+def _encoder(ctx: StepContext, dim: int = 384):
     from metarec_core.embed.encoder import FakeEncoder, MiniLMEncoder
 
-    if ctx.tiny:
-        ctx.info["encoder"] = "fake (tiny mode)"
-        return FakeEncoder(dim=384)
+    if ctx.tiny or dim != 384:
+        ctx.info["encoder"] = "fake (tiny mode)" if ctx.tiny else ctx.info.get("encoder")
+        return FakeEncoder(dim=dim)
     ctx.info["encoder"] = "all-MiniLM-L6-v2"
     return MiniLMEncoder(device=ctx.device)
 
 
-def step_encode(ctx: StepContext) -> None:
-    """New titles/s through the encoder (distinct titles each run), then cache hits/s."""
-    from metarec_core.embed.cache import EmbeddingCache
-
-    enc = _encoder(ctx)
-    titles = _titles()
-    n, runs = ctx.pick(200, 300, 1000), 3
+def _throughput(ctx: StepContext, enc, titles: list[str], key: str, n: int, runs: int = 3) -> None:
     enc.encode(titles[:32])  # warm-up
     for r in range(runs):
         batch = titles[1000 + r * n : 1000 + (r + 1) * n]
         cpu0 = time.process_time()
         seconds, _ = timed(lambda b=batch: enc.encode(b, batch_size=64))
-        ctx.add("encode_titles_per_s", len(batch) / seconds, "titles/s")
+        ctx.add(f"{key}_titles_per_s", len(batch) / seconds, "titles/s")
         # per CPU-second of this process (all its threads): what contention cannot take away
         ctx.add(
-            "encode_titles_per_cpu_s", len(batch) / (time.process_time() - cpu0), "titles/CPU-s"
+            f"{key}_titles_per_cpu_s", len(batch) / (time.process_time() - cpu0), "titles/CPU-s"
         )
+
+
+def step_encode(ctx: StepContext) -> None:
+    """New titles/s through each installed encoder (distinct titles each run), then cache hits/s."""
+    from metarec_core.embed.cache import EmbeddingCache
+    from metarec_core.embed.encoder import get_encoder
+    from metarec_core.embed.registry import installed_encoders
+
+    enc = _encoder(ctx)
+    titles = _titles()
+    n, runs = ctx.pick(200, 300, 1000), 3
+    _throughput(ctx, enc, titles, "encode", n, runs)
+    for name in [] if ctx.tiny else [e for e in installed_encoders() if e != "minilm"]:
+        _throughput(ctx, get_encoder(name), titles, f"encode_{name}", ctx.pick(64, 128, 300), 2)
     cache = EmbeddingCache(enc, ctx.work / "encode-cache")
     known = titles[1000 : 1000 + n]
     cache.embed(known)  # all hits from here on
@@ -266,6 +277,12 @@ def step_classify(ctx: StepContext) -> None:
         )
         ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_s", seconds, "s")
     ctx.info.update(n_query=n_query, n_categories=len(cats), model_used=res.model_used)
+    wide = _encoder(ctx, dim=768)  # mpnet's width, on the same cached-embedding path
+    support, cache_dir = support[["item_id", "title", "category"]], cache_dir / "768d"
+    classify(support, query, encoder=wide, cache_dir=cache_dir)
+    for _ in range(ctx.pick(2, 3, 5)):
+        seconds, _ = timed(lambda: classify(support, query, encoder=wide, cache_dir=cache_dir))
+        ctx.add(f"classify_{'10k' if n_query == 10_000 else '1k'}_768d_s", seconds, "s")
 
 
 def step_train_categories(ctx: StepContext) -> None:
@@ -337,8 +354,10 @@ STEPS = [
          {"tiny": 120, "quick": 300, "full": 600}),
     Step("recommend", step_recommend, ("recommend_2000_s",),
          {"tiny": 120, "quick": 300, "full": 600}),
-    Step("encode", step_encode, ("encode_titles_per_s", "encode_titles_per_cpu_s", "cache_hits_per_s")),
-    Step("classify", step_classify, ("classify_10k_s", "classify_1k_s")),
+    Step("encode", step_encode, ("encode_titles_per_s", "encode_titles_per_cpu_s", "cache_hits_per_s",
+         "encode_mpnet_titles_per_s", "encode_multilingual_titles_per_s")),
+    Step("classify", step_classify, ("classify_10k_s", "classify_1k_s", "classify_10k_768d_s",
+         "classify_1k_768d_s")),
     Step("train_categories", step_train_categories, ("train_categories_instacart_s",),
          {"tiny": 60, "quick": 1900, "full": 1900}, modes=("quick", "full")),
     Step("umap_cold", step_umap_cold, ("umap_5k_cold_s",), {"tiny": 60, "quick": 240, "full": 240},
