@@ -55,3 +55,18 @@ def test_the_shift_means_nothing_in_a_closed_set(tmp_path):
     b = classify(support, query, encoder=FakeEncoder(), cache_dir=tmp_path, threshold_shift=0.3)
     assert a.threshold is None and b.threshold is None
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
+
+
+def test_f1_threshold_separates_a_small_category_from_many_foreign_products():
+    import numpy as np
+
+    from metarec_core.categories.engine import f1_threshold
+
+    rng = np.random.default_rng(0)
+    foreign, inside = rng.normal(0.0, 0.1, 2000), rng.normal(0.5, 0.06, 40)
+    best = np.concatenate([foreign, inside])
+    t = f1_threshold(best, rng.normal(0.5, 0.06, 5))
+    accepted = best >= t
+    tp = accepted[2000:].sum()
+    precision, recall = tp / accepted.sum(), tp / 40
+    assert 0.25 < t < 0.45 and precision > 0.9 and recall > 0.9
