@@ -44,6 +44,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "umap_5k_cold_s": ("<=", 20.0, "s"),
     "explorer_10m_p50_ms": ("<=", 200.0, "ms"),
     "demo_model_ready_s": ("<=", 300.0, "s"),
+    "transfer_serve_2000_cold_s": ("<=", 30.0, "s"),
+    "transfer_init_from_s": ("<=", 300.0, "s"),
     "demo_lift_noadapt_low": (">", 0.0, "NDCG@10"),
     "demo_lift_popularity_low": (">", 0.0, "NDCG@10"),
     "adapt_render_s": ("<=", 1.5, "s"),

@@ -40,6 +40,7 @@ BENCHES = {
     "categories": "bench_categories_quality",
     "demo": "bench_demo",
     "load": "bench_load",
+    "transfer": "bench_transfer",
 }
 TIMEOUT_S = {"tiny": 600, "quick": 3600, "full": 6 * 3600}
 

@@ -45,3 +45,19 @@ def test_ease_table_keeps_the_strongest_positive_weights_without_self():
         assert (table.val[item][: len(kept)] > 0).all()
         best = np.sort(b[item][b[item] > 0])[::-1][: len(kept)]
         np.testing.assert_allclose(np.sort(table.val[item][: len(kept)])[::-1], best, rtol=1e-4)
+
+
+def test_ease_inverse_with_few_users_matches_the_direct_inverse():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from metarec_core.coldstart import baselines as bl
+
+    x = sp.random(40, 400, density=0.02, random_state=1, format="csr", dtype=np.float32)
+    x.data[:] = 1.0
+    subset = np.flatnonzero(np.asarray(x.sum(0)).ravel() > 0)
+    assert 40 < len(subset) // 2  # the few-users path
+    xs = x[:, subset].toarray().astype(np.float64)
+    expected = np.linalg.inv(xs.T @ xs + 50.0 * np.eye(len(subset)))
+    got = bl.ease_inverse(x, subset, 50.0)
+    assert np.allclose(got, expected, atol=1e-6)

@@ -161,3 +161,36 @@ def test_cli_recommend_items_serves_another_catalogue(source, tmp_path):
     assert bad.returncode != 0 and "no text column" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
+
+
+def test_a_new_shop_learns_from_the_supports_leaving_each_user_out(source):
+    from metarec_core.coldstart.episodes import support_tensors, table_rows
+    from metarec_core.coldstart.transfer import serve_new_shop
+
+    _, items = shop("t", "mug")
+    # t0 and t4 are each bought by two users, but together only by u1
+    pairs = {"u1": ("t0", "t4"), "u2": ("t0", "t1"), "u3": ("t4", "t5"), "u4": ("t1", "t5")}
+    rows = [(u, i, p) for u, items_ in pairs.items() for p, i in enumerate(items_)]
+    rows += [(f"v{i}", f"t{2 + 4 * (i % 9)}", 0) for i in range(9)]  # no pairs: popularity only
+    support_log = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+    served = serve_new_shop(source, items, support_log, encoder=FakeEncoder())
+    assert served.words is not None and served.loo is not None
+    assert served.pop[served.index["t0"]] == 2  # the supports are the shop's log ...
+    bare = serve_new_shop(source, items, None, encoder=FakeEncoder())
+    assert torch.equal(served.pop_t, bare.pop_t)  # ... but empty histories keep the prior
+    t0, t4 = served.index["t0"], served.index["t4"]
+    s, m, _ = support_tensors([np.array([t0, t4])], served.meta.pos.shape[0], served.device)
+    shared = table_rows(*served.ease_t, s, m, len(served.catalogue))
+    own_out = served.loo.rows(s, m, [np.array([t0, t4])])
+    assert shared[0, 0, t4] > 0  # u1's own pair is in the shop's EASE ...
+    assert own_out[0, 0, t4] == pytest.approx(0.0, abs=1e-6)  # ... but not in u1's rows
+    recs = served.recommend(support_log[support_log["user_id"] == "u1"], top=5).frame
+    assert set(recs["item_id"]).isdisjoint({"t0", "t4"})
+
+
+def test_word_match_scores_shared_words_higher():
+    from metarec_core.coldstart.transfer import WordMatch
+
+    words = WordMatch(["red mug", "red cup", "blue plate", "green fork"])
+    scores = words.scores(torch.tensor([[0, 0]]), torch.tensor([[1.0, 0.0]]))[0]
+    assert scores[1] > scores[2] and scores[2] == scores[3] == 0

@@ -26,6 +26,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--k", type=int, default=3, help="support size the model targets (default 3)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="text encoder of the item texts: minilm (fast, the default on a CPU) or mpnet "
+        "(quality, ~7x slower to embed; the default on a GPU when installed); "
+        "with --init-from, the source model's",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--epochs",
@@ -151,6 +158,25 @@ def register_cli_model(out, kind: str, n_items: int, dataset, files: str, cfg) -
     register_model(Path(out), kind, n_items, dataset or "", config, device=config.get("device"))
 
 
+def _source_and_encoder(args: argparse.Namespace):
+    """(the --init-from model or None, the text encoder of a model trained from scratch)."""
+    from metarec_core.embed.registry import default_encoder_name, encoder_spec, require_installed
+    from metarec_core.embed.service import lazy_encoder
+
+    if args.init_from is None:
+        name = args.encoder or default_encoder_name(args.device)
+        return None, lazy_encoder(require_installed(name).name)
+    from metarec_core.coldstart.model import ColdStartModel
+
+    source = ColdStartModel.load(args.init_from, device=args.device)
+    if args.encoder and encoder_spec(args.encoder).model_id != source.encoder_id:
+        raise ValidationError(
+            f"--encoder {args.encoder} differs from the encoder of {args.init_from} "
+            f"({source.encoder_id}): a model continues with its own encoder"
+        )
+    return source, None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -163,14 +189,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = ColdStartConfig(k=args.k, seed=args.seed, device=args.device)
     if args.epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=args.epochs, min_steps=0)  # exactly as asked
-    source = None
-    if args.init_from is not None:
-        from metarec_core.coldstart.model import ColdStartModel
-
-        source = ColdStartModel.load(args.init_from, device=args.device)
+    source, encoder = _source_and_encoder(args)
     interactions, items = read_interactions(args.interactions), read_items(args.items)
     if source is None:
-        model = train_model(interactions, items, cfg, progress=CliProgress())
+        model = train_model(interactions, items, cfg, progress=CliProgress(), encoder=encoder)
     else:
         from metarec_core.coldstart.transfer import train_from
 
@@ -211,11 +233,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ValidationError(f"--top must be >= 1, got {args.top}")
     steps = parse_steps(args.steps) if args.steps is not None else None
     model = ColdStartModel.load(args.model, device=args.device)
+    support = read_table(args.support)
     if args.items is not None:
         from metarec_core.cli.transfer_cmds import serve_items
 
-        model = serve_items(model, args.items, method)
-    support = read_table(args.support)
+        model = serve_items(model, args.items, method, support)
     if steps is not None:
         return _recommend_steps(model, support, steps, args.top, method, Path(args.out))
     recs = model.recommend(support, top=args.top, method=method)

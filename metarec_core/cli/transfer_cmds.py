@@ -10,12 +10,13 @@ from metarec_core.cli.coldstart_cmds import load_dataset, read_items
 from metarec_core.errors import ValidationError
 
 
-def serve_items(model, path: str, method: str):
-    """The model serving the catalogue in ``path`` (``recommend --items``)."""
+def serve_items(model, path: str, method: str, support):
+    """The model serving the catalogue in ``path`` to the users of ``support``
+    (``recommend --items``; coldstart/transfer.py ``serve_new_shop``)."""
     from metarec_core.cli.progress_bar import CliProgress
-    from metarec_core.coldstart.transfer import NEEDS_INTERACTIONS, for_catalogue
+    from metarec_core.coldstart.transfer import NEEDS_INTERACTIONS, serve_new_shop
 
-    served = for_catalogue(model, read_items(path), progress=CliProgress())
+    served = serve_new_shop(model, read_items(path), support, progress=CliProgress())
     info = served.report.get("served_catalogue")
     if served is model or info is None:
         return model

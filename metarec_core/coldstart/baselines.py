@@ -78,6 +78,9 @@ def ease_inverse(x: sp.csr_matrix, subset: np.ndarray, lam: float) -> np.ndarray
     import scipy.linalg as sla
 
     xs = x[:, subset].astype(np.float32)
+    active = np.flatnonzero(np.diff(xs.indptr))  # users with an item of S
+    if len(active) < len(subset) // 2:  # few users (a new shop's first log): Woodbury
+        return _ease_inverse_few_users(xs[active], lam)
     gram = np.asarray((xs.T @ xs).toarray(), dtype=np.float32)  # (S, S)
     gram[np.diag_indices_from(gram)] += lam
     # Cholesky inverse in place: the Gram matrix is symmetric positive definite.
@@ -89,6 +92,17 @@ def ease_inverse(x: sp.csr_matrix, subset: np.ndarray, lam: float) -> np.ndarray
         raise np.linalg.LinAlgError(f"EASE inverse failed (info={info})")
     _mirror_lower(p)  # potri fills the lower triangle only
     return p
+
+
+def _ease_inverse_few_users(xs: sp.csr_matrix, lam: float) -> np.ndarray:
+    """(X^T X + lam I)^-1 = (I - X^T (lam I + X X^T)^-1 X) / lam: a (U, U) solve instead of an
+    (S, S) one, for U users well below S items. float32 (S, S)."""
+    xd = xs.toarray().astype(np.float64)  # (U, S)
+    inner = xd @ xd.T
+    inner[np.diag_indices_from(inner)] += lam
+    p = -(xd.T @ np.linalg.solve(inner, xd))  # (S, S)
+    p[np.diag_indices_from(p)] += 1.0
+    return (p / lam).astype(np.float32)
 
 
 def _mirror_lower(p: np.ndarray, block: int = 1024) -> None:

@@ -69,6 +69,8 @@ class ColdStartModel:
         self._tables: dict[str, ItemTables] | None = None
         self._index: dict[str, int] | None = None
         self.encoder_id = report.get("encoder", MINILM_ID)  # the encoder of the item texts
+        self.words = None  # word-overlap scorer joined to the network's score (a new shop only)
+        self.loo = None  # leave-the-user-out EASE rows when the log holds the users' supports
 
     # ------------------------------------------------------------------ serving
     def tables(self) -> dict[str, ItemTables]:

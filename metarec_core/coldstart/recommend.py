@@ -113,6 +113,11 @@ def _method_scores(model, method: str, batch: UserBatch, tables):
     raise ValueError(method)
 
 
+def standardised(scores: torch.Tensor) -> torch.Tensor:
+    """(B, N) scores shifted and scaled to mean 0, standard deviation 1 per user."""
+    return (scores - scores.mean(1, keepdim=True)) / (scores.std(1, keepdim=True) + 1e-6)
+
+
 @torch.no_grad()
 def rank_users(
     model,
@@ -133,13 +138,16 @@ def rank_users(
         chunk = supports[start : start + step]
         support, mask, rank = support_tensors(chunk, model.meta.pos.shape[0], dev)
         table = model.knn_t if method == "item-knn" else model.ease_t
-        rows = (
-            table_rows(*table, support, mask, n)
-            if method not in ("popularity", "text-similarity")
-            else torch.zeros(*support.shape, 1, device=dev)
-        )
+        if model.loo is not None and method in ("adapted", "no-adapt", "finetune"):
+            rows = model.loo.rows(support, mask, [np.asarray(c) for c in chunk])
+        elif method in ("popularity", "text-similarity"):
+            rows = torch.zeros(*support.shape, 1, device=dev)
+        else:
+            rows = table_rows(*table, support, mask, n)
         batch = UserBatch(support, mask, rank, rows)
         scores, curve, phi = _method_scores(model, method, batch, tables)
+        if model.words is not None and method in ("adapted", "no-adapt", "finetune"):
+            scores = standardised(scores) + standardised(model.words.scores(support, mask))
         empty = mask.sum(1) == 0
         scores = torch.where(empty[:, None], model.pop_t[None, :], scores)
         if exclude_support:

@@ -50,14 +50,12 @@ class Episode:
 def item_text_embeddings(
     catalogue: Catalogue, encoder=None, progress: Progress = no_progress
 ) -> np.ndarray:
-    """(N, T) float32 text embeddings of the catalogue through the persistent embedding cache."""
-    from metarec_core.config import Paths
-    from metarec_core.embed.cache import EmbeddingCache
-    from metarec_core.embed.encoder import get_encoder
+    """(N, T) float32 text embeddings of the catalogue through the persistent embedding cache
+    (``encoder`` None: MiniLM, loaded only if a text is not cached yet)."""
+    from metarec_core.embed.service import lazy_encoder, shared_cache
 
-    enc = encoder if encoder is not None else get_encoder("minilm")
-    cache = EmbeddingCache(enc, Paths().cache_dir if encoder is None else None)
-    return cache.embed(list(catalogue.texts), progress=progress).astype(np.float32)
+    enc = encoder if encoder is not None else lazy_encoder("minilm")
+    return shared_cache(enc).embed(list(catalogue.texts), progress=progress).astype(np.float32)
 
 
 def sample_episode(seq: np.ndarray, k: int, start: int, max_query: int) -> Episode | None:

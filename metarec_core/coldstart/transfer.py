@@ -2,10 +2,17 @@
 
 ``for_catalogue(model, items)`` returns a model over the new catalogue that shares the trained
 weights. Every item gets its text towers; an item the model already knows (same id and same
-text) keeps its id embeddings, popularity and neighbours; an unknown item has none, so a new
-shop is served through text and the per-user inner loop alone. With no interactions in the new
-shop, a user with no known support item is ranked by the model's learned prior (what the
-network scores highest for an empty history) instead of by popularity.
+text) keeps its id embeddings, popularity and neighbours; an unknown item has none. With no
+interactions in the new shop, a user with no known support item is ranked by the model's
+learned prior (what the network scores highest for an empty history) instead of by popularity.
+
+``serve_new_shop(model, items, support)`` is what ``recommend --items`` uses for a shop the model
+knows nothing of. Such a shop has no log but the shoppers' own first actions, so the supports of
+the request are its log: their popularity and co-occurrence (EASE) feed the network's item-item
+term, exactly as a shop's warm log does in training. The network's score is then combined with
+word overlap (TF-IDF cosine to the support, standardised per user like the network's score),
+because the text towers were learned on another shop's words. No shopper's later actions are
+used. Measured on held-out shops in benchmarks/README.md ("Cross-shop transfer").
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import torch
 from metarec_core.coldstart.baselines import NeighbourTable
 from metarec_core.coldstart.data import Catalogue
 from metarec_core.coldstart.net import ColdStartNet
-from metarec_core.embed.encoder import MINILM_ID, get_encoder
+from metarec_core.embed.service import lazy_encoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
 
@@ -61,8 +68,8 @@ def for_catalogue(
     catalogue = Catalogue(
         *(a[has_text] for a in (catalogue.item_ids, catalogue.titles, catalogue.texts))
     )
-    if encoder is None and model.encoder_id != MINILM_ID:
-        encoder = get_encoder(model.encoder_id)
+    if encoder is None:
+        encoder = lazy_encoder(model.encoder_id)
     text = item_text_embeddings(catalogue, encoder, progress)  # (M, T)
     if text.shape[1] != model.text.shape[1]:
         raise ValidationError(
@@ -136,9 +143,68 @@ def _prior(model) -> torch.Tensor:
         return (t.e_out @ model.meta.u0 + t.bias).float()
 
 
-def with_log(model, interactions: pd.DataFrame, progress: Progress = no_progress):
+class WordMatch:
+    """TF-IDF (word 1-2 grams) cosine between support items and the catalogue: (B, M) scores."""
+
+    def __init__(self, texts) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(list(texts))
+
+    def scores(self, support: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, M) summed cosine of every item to each user's valid support items."""
+        import scipy.sparse as sp
+
+        b, k = support.shape
+        s, m = support.cpu().numpy(), mask.cpu().numpy() > 0
+        rows = np.repeat(np.arange(b), k)[m.ravel()]
+        pick = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, s.ravel()[m.ravel()])),
+            shape=(b, self.x.shape[0]),
+        )
+        dense = np.asarray((pick @ self.x @ self.x.T).todense(), np.float32)  # (B, M)
+        return torch.as_tensor(dense, device=support.device)
+
+
+def serve_new_shop(
+    model, items: pd.DataFrame, support: pd.DataFrame | None, encoder=None,
+    progress: Progress = no_progress,
+):  # fmt: skip
+    """``for_catalogue``; when the model knows none of the items (a new shop), the supports'
+    rows (user_id, item_id[, position]) become the shop's log and word overlap joins the score."""
+    served = for_catalogue(model, items, encoder=encoder, progress=progress)
+    if served is model or served.report["served_catalogue"]["known_items"] > 0:
+        return served
+    served.words = WordMatch(served.catalogue.texts)
+    if support is None or len(support) == 0:
+        return served
+    from metarec_core.coldstart.model import parse_support
+
+    users, rows, _ = parse_support(support, served.index)
+    log = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(users, dtype=object), [len(r) for r in rows]),
+            "item_id": served.catalogue.item_ids[np.concatenate(rows)] if rows else [],
+            "position": np.concatenate([np.arange(len(r)) for r in rows]) if rows else [],
+        }
+    )
+    if log.empty:
+        return served
+    shop = with_log(served, log, progress, includes_support=True)
+    shop.pop_t = served.pop_t  # empty histories: the learned prior, not the supports' counts
+    return shop
+
+
+def with_log(
+    model, interactions: pd.DataFrame, progress: Progress = no_progress,
+    includes_support: bool = False,
+):  # fmt: skip
     """``model`` (serving its catalogue) with popularity, item-kNN and EASE fit on
-    ``interactions`` of that catalogue (e.g. a new shop's first users); weights unchanged."""
+    ``interactions`` of that catalogue (e.g. a new shop's first users); weights unchanged.
+
+    ``includes_support``: the log holds the served users' own support rows, so the network's
+    item-item rows leave each user out (as in training), or the inner loop would learn from
+    the user's own co-occurrences."""
     import copy
 
     from metarec_core.coldstart.data import user_sequences
@@ -158,6 +224,11 @@ def with_log(model, interactions: pd.DataFrame, progress: Progress = no_progress
         for net in (out.meta, out.pretrained):
             net.ii_eps.fill_(floor)
         out._tables = None
+    if includes_support and len(stats["subset"]):
+        from metarec_core.coldstart.episodes import EaseLOO
+
+        n = len(model.catalogue)
+        out.loo = EaseLOO(stats["p"], stats["subset"], n, stats["ease"].idx, dev)
     return out
 
 
@@ -208,8 +279,8 @@ def train_from(
     def labelled(label: str) -> Progress:
         return lambda e: progress(dataclasses.replace(e, stage=f"{label}: {e.stage}"))
 
-    if encoder is None and source.encoder_id != MINILM_ID:
-        encoder = get_encoder(source.encoder_id)
+    if encoder is None:
+        encoder = lazy_encoder(source.encoder_id)
     init = source_weights(source)
     moved = train_model(interactions, items, cfg, labelled("from source"), encoder, init=init)
     fresh = train_model(interactions, items, cfg, labelled("from scratch"), encoder)

@@ -8,6 +8,8 @@ sees the target's interactions. Beside it, in the same run:
   - in-shop baselines (popularity, item-kNN, EASE) fit on n warm target users, for each n of
     ``target_users`` (0 = a shop that has just opened: only the text methods and the model);
   - ``transfer+log``: the source model with the in-shop item-item statistics of the same n users.
+The model is served as ``recommend --items`` serves it (coldstart/transfer.py ``serve_new_shop``):
+the cold users' supports are the new shop's only log; their later actions never are.
 """
 
 from __future__ import annotations
@@ -46,23 +48,19 @@ class TransferReport:
 
 def tfidf_rank(texts: Sequence[str], supports: list[np.ndarray], top: int) -> np.ndarray:
     """(U, top) item rows by summed TF-IDF cosine (word 1-2 grams) to each user's support."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    import torch
 
-    x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit_transform(texts)
-    out = np.zeros((len(supports), top), np.int64)
+    from metarec_core.coldstart.data import pad
+    from metarec_core.coldstart.transfer import WordMatch
+
+    words, out = WordMatch(texts), []
     for start in range(0, len(supports), 256):
-        chunk = supports[start : start + 256]
-        rows = np.concatenate([np.full(len(s), i) for i, s in enumerate(chunk)])
-        import scipy.sparse as sp
-
-        pick = sp.csr_matrix(
-            (np.ones(len(rows)), (rows, np.concatenate(chunk))), shape=(len(chunk), x.shape[0])
-        )
-        scores = np.asarray((pick @ x @ x.T).todense())  # (B, M)
-        for i, s in enumerate(chunk):
-            scores[i, s] = -np.inf
-        out[start : start + len(chunk)] = np.argsort(-scores, axis=1, kind="stable")[:, :top]
-    return out
+        s = torch.as_tensor(pad(supports[start : start + 256]))
+        mask = (s >= 0).float()
+        s = s.clamp(min=0)
+        scores = words.scores(s, mask).scatter_add(1, s, mask * -1e9)  # (B, M), support last
+        out.append(scores.topk(top, dim=1).indices.numpy())
+    return np.concatenate(out) if out else np.zeros((0, top), np.int64)
 
 
 def evaluate_transfer(
@@ -74,21 +72,36 @@ def evaluate_transfer(
     target_users: Sequence[int] = TARGET_USERS,
     progress: Progress = no_progress,
     encoder=None,
+    train_at: Sequence[int] = (),
+    config=None,
 ) -> TransferReport:
     """Cold-user quality on the target shop of ``model`` (trained elsewhere) against text-only and
-    in-shop baselines; see the module docstring for the protocol."""
-    from metarec_core.coldstart.recommend import rank_users
-    from metarec_core.coldstart.transfer import for_catalogue, with_log
+    in-shop baselines; see the module docstring for the protocol.
 
-    served = for_catalogue(model, target_items, encoder=encoder)
+    ``train_at``: numbers of warm target users (also in ``target_users``) on which to train a
+    model from ``model``'s weights and one from scratch (``train --init-from``, keeping the
+    better on held-back users of that log); reported as ``init-from`` (minutes per entry).
+    """
+    from metarec_core.coldstart.recommend import rank_users
+    from metarec_core.coldstart.transfer import serve_new_shop, with_log
+
     warm, cold = split_users(target_interactions, seed)
     users, supports, queries = cold_tasks(target_interactions, cold, k)
+    support_log = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(users, dtype=object), [len(s) for s in supports]),
+            "item_id": [i for s in supports for i in s],
+            "position": [p for s in supports for p in range(len(s))],
+        }
+    )
+    bare = serve_new_shop(model, target_items, None, encoder=encoder)
+    served = serve_new_shop(model, target_items, support_log, encoder=encoder)
     index, ids = served.index, served.catalogue.item_ids
     rows_of = [np.array([index[i] for i in s if i in index], np.int64) for s in supports]
     warm_log = target_interactions[target_interactions["user_id"].astype(str).isin(set(warm))]
     rng = np.random.default_rng(seed)
     order = rng.permutation(np.asarray(sorted(set(warm_log["user_id"].astype(str))), dtype=object))
-    out = []
+    out, done = [], set()
 
     def score(method: str, n: int, ranked: np.ndarray) -> None:
         lists = [list(ids[r]) for r in ranked]
@@ -111,11 +124,23 @@ def evaluate_transfer(
         if n == 0:
             continue
         n_all = len(order) if n < 0 else min(n, len(order))
-        chosen = set(order[:n_all])
-        shop = with_log(served, warm_log[warm_log["user_id"].astype(str).isin(chosen)])
+        if n_all in done:  # e.g. 1,000 and "all" on a shop with fewer warm users
+            continue
+        done.add(n_all)
+        chosen = warm_log[warm_log["user_id"].astype(str).isin(set(order[:n_all]))]
+        shop = with_log(bare, chosen)
         for method in ("popularity", "item-knn", "ease"):
             score(method, n_all, rank_users(shop, rows_of, method, 20).items)
-        score("transfer+log", n_all, rank_users(shop, rows_of, "adapted", 20).items)
+        log = pd.concat([chosen, support_log], ignore_index=True)
+        grown = with_log(bare, log, includes_support=True)
+        score("transfer+log", n_all, rank_users(grown, rows_of, "adapted", 20).items)
+        if n in train_at:
+            from metarec_core.coldstart.transfer import train_from
+
+            trained = train_from(model, chosen, target_items, config, encoder=encoder)
+            kept = trained.report["init_from"]["kept"]
+            score("init-from", n_all, rank_users(trained, rows_of, "adapted", 20).items)
+            out[-1]["kept"] = kept
     info = {
         "k": k,
         "seed": seed,
