@@ -16,11 +16,21 @@ score 0.86 at 5-way 5-shot and 0.63 all-way): cat_matched_5way_acc_k5, cat_match
 cat_matched_allway_acc_k5, read off a fit over random sets of held-out departments (full: 200
 sets, quick: 40), and cat_matched_5way_all_queries_acc_k5, 5-way 5-shot with every other product
 of the five categories as queries on (up to 12 of) the sets at the reference.
+
+Step ``encoders`` compares the installed encoders paired on the same tasks: 6 random sets of 6
+held-out departments (catch-all departments left out), plain prototypes and the engine,
+cat_enc_<encoder>_{5way_acc_k5, 5way_acc_k1, allway_acc_k5, allway_acc_k1}; quick mode keeps
+at most 40 products per aisle (mpnet embeds ~95 titles/s on 2 cores; the cache keeps them).
+
+Step ``multilingual``: 120 hand-written Chinese product titles in 12 aisles
+(benchmarks/data/zh_products.csv) and their English translations, every installed encoder:
+cat_zh_allway_acc_k5_<encoder>, cat_en_allway_acc_k5_<encoder> (engine, 20 support draws).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -218,11 +228,96 @@ def _line_at(x: np.ndarray, y: np.ndarray, idx: np.ndarray, at: float) -> float:
     return float(a + b * at)
 
 
+def _department_sets(departments: list[str], n: int = 6, size: int = 6) -> list[list[str]]:
+    """``n`` distinct random sets of ``size`` departments (seeded)."""
+    rng = np.random.default_rng(0)
+    out: list[list[str]] = []
+    while len(out) < n:
+        chosen = sorted(rng.choice(departments, size, replace=False).tolist())
+        if chosen not in out:
+            out.append(chosen)
+    return out
+
+
+ENC_KEYS = {("5-way 5-shot", "5way_acc_k5"), ("5-way 1-shot", "5way_acc_k1"),
+            ("all-way 5-shot", "allway_acc_k5"), ("all-way 1-shot", "allway_acc_k1")}  # fmt: skip
+
+
+def step_encoders(ctx: StepContext) -> None:
+    """Installed encoders on the same held-out tasks (the engine without meta-training, which is
+    what train-categories keeps on Instacart)."""
+    from metarec_core.categories import evaluate as ev
+    from metarec_core.categories.model import CategoryModel
+    from metarec_core.embed.registry import installed_encoders
+    from metarec_core.embed.service import embed_texts, lazy_encoder
+
+    items = _instacart_items()
+    items = items[~items.department.isin(CATCH_ALL)]
+    per_aisle = ctx.pick(8, 40, None)
+    if per_aisle:
+        items = items.groupby("aisle").head(per_aisle)
+    items = items.reset_index(drop=True)
+    names = ["fake"] if ctx.tiny else [e for e in installed_encoders() if e != "multilingual"]
+    cats = sorted(items.aisle.astype(str).unique())
+    labels = items.aisle.astype(str).map({c: i for i, c in enumerate(cats)}).to_numpy(np.int64)
+    texts = items.name.astype(str).tolist()
+    sets = _department_sets(sorted(items.department.unique()), ctx.pick(2, 6, 6))
+    n_episodes = ctx.pick(5, 100, 200)
+    for name in names:
+        enc = lazy_encoder(name)
+        x, x_names = embed_texts(texts, enc), embed_texts(cats, enc)
+        methods = {"plain": ev.BASELINES["plain-prototypes"],
+                   ENGINE: ev.engine_method(CategoryModel.untrained())}  # fmt: skip
+        for held in sets:
+            mask = items.department.isin(held).to_numpy()
+            data = ev.HeldOut.select(x, texts, labels, x_names, cats, mask)
+            rows = ev.episodes_eval(data, methods, 5, 5, n_episodes, seed=5)
+            rows += ev.episodes_eval(data, methods, 5, 1, n_episodes, seed=1)
+            rows += ev.allway_eval(data, methods, 5, 2, seed=5)
+            rows += ev.allway_eval(data, methods, 1, 2, seed=1)
+            fold = {f"{r['method']} {r['setting']}": round(r["mean"], 4) for r in rows
+                    if r["metric"] == "accuracy"}  # fmt: skip
+            ctx.info.setdefault(name, []).append({"departments": held, **fold})
+            for setting, key in ENC_KEYS:
+                ctx.add(f"cat_enc_{name}_{key}", fold[f"{ENGINE} {setting}"])
+                ctx.add(f"cat_enc_{name}_{key}_plain", fold[f"plain {setting}"])
+
+
+def step_multilingual(ctx: StepContext) -> None:
+    """Chinese titles and their English translations through every installed encoder."""
+    from metarec_core.categories import evaluate as ev
+    from metarec_core.categories.model import CategoryModel
+    from metarec_core.embed.registry import installed_encoders
+    from metarec_core.embed.service import embed_texts, lazy_encoder
+
+    df = pd.read_csv(Path(__file__).parent / "data" / "zh_products.csv")
+    names = ["fake"] if ctx.tiny else installed_encoders()
+    methods = {ENGINE: ev.engine_method(CategoryModel.untrained())}
+    for name in names:
+        enc = lazy_encoder(name)
+        for lang, text, category in (
+            ("zh", "title", "category"),
+            ("en", "title_en", "category_en"),
+        ):
+            cats = sorted(df[category].unique())
+            y = df[category].map({c: i for i, c in enumerate(cats)}).to_numpy(np.int64)
+            x = embed_texts(df[text].tolist(), enc)
+            data = ev.HeldOut(x, df[text].tolist(), y, embed_texts(cats, enc), cats)
+            for r in ev.allway_eval(data, methods, 5, ctx.pick(3, 20, 20), seed=5):
+                if r["metric"] == "accuracy":
+                    ctx.add(f"cat_{lang}_allway_acc_k5_{name}", r["mean"])
+
+
 STEPS = [
     Step("evaluate", step_evaluate, tuple(HEADLINE.values()),
          {"tiny": 120, "quick": 900, "full": 5400}),
     Step("matched", step_matched, (*MATCHED.values(), MATCHED_NATURAL),
          {"tiny": 120, "quick": 600, "full": 2400}),
+    Step("encoders", step_encoders, tuple(f"cat_enc_{e}_{k}" for e in ("minilm", "mpnet")
+         for _, k in sorted(ENC_KEYS)), {"tiny": 120, "quick": 1800, "full": 5400}),
+    Step("multilingual", step_multilingual, tuple(f"cat_{lang}_allway_acc_k5_{e}"
+         for lang in ("zh", "en") for e in ("minilm", "mpnet", "multilingual")),
+         {"tiny": 60, "quick": 600, "full": 600}),
 ]  # fmt: skip
 
 if __name__ == "__main__":
