@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 
-from metarec_core.coldstart.model import ColdStartModel
 from metarec_core.coldstart.train import train_model
 from metarec_core.coldstart.transfer import for_catalogue, source_weights, train_from, with_log
 from metarec_core.data.canonical import canonical_interactions, canonical_items
@@ -162,7 +161,6 @@ def test_cli_recommend_items_serves_another_catalogue(source, tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-
 def test_a_new_shop_learns_from_the_supports_leaving_each_user_out(source):
     from metarec_core.coldstart.episodes import support_tensors, table_rows
     from metarec_core.coldstart.transfer import serve_new_shop
@@ -194,3 +192,28 @@ def test_word_match_scores_shared_words_higher():
     words = WordMatch(["red mug", "red cup", "blue plate", "green fork"])
     scores = words.scores(torch.tensor([[0, 0]]), torch.tensor([[1.0, 0.0]]))[0]
     assert scores[1] > scores[2] and scores[2] == scores[3] == 0
+
+
+def test_cli_evaluate_cross_shop_from_a_source_model(source, tmp_path):
+    import json
+
+    inter, items = shop("t", "mug", n_users=150)
+    folder = tmp_path / "target"
+    folder.mkdir()
+    inter[["user_id", "item_id", "position"]].to_csv(folder / "interactions.csv", index=False)
+    items[["item_id", "title"]].to_csv(folder / "items.csv", index=False)
+    source.save(tmp_path / "m")
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "metarec_core", "evaluate", "--dataset", str(folder),
+         "--source-model", str(tmp_path / "m"), "--target-users", "0,20,all", "--seeds", "0",
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = pd.DataFrame(json.loads(out.read_text())["runs"][0]["rows"])
+    zero = set(rows[rows["target_users"] == 0]["method"])
+    assert zero == {"adapted", "no-adapt", "text-tfidf", "text-similarity"}
+    assert sorted(rows["target_users"].unique())[1:] == [20, 135]  # 20 and all 135 warm users
+    assert rows["ndcg@10"].between(0, 1).all()
+    assert "NDCG@10 by warm target users seen" in done.stdout
