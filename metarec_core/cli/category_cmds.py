@@ -56,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--encoder",
         default=None,
-        help="text encoder when no trained model is used (minilm or mpnet); a trained model "
-        "always classifies with the encoder it was trained with",
+        help="text encoder when no trained model is used (minilm, mpnet or multilingual; "
+        "default as for train-categories); a trained model always classifies with its own",
     )
     c.set_defaults(func=classify_cmd)
 
@@ -151,7 +151,10 @@ def classify_cmd(args: argparse.Namespace) -> int:
     query = read_table(args.query)
     model = CategoryModel.load(args.model) if args.model else load_default_model()
     if model is None:  # no trained default on this machine: the encoder space, said plainly
-        model = CategoryModel.untrained(CategoryConfig(encoder=args.encoder or "minilm"))
+        from metarec_core.embed.registry import default_encoder_name
+
+        encoder = args.encoder or default_encoder_name()
+        model = CategoryModel.untrained(CategoryConfig(encoder=encoder))
     name = model_encoder(model, args.encoder)
     result = classify(
         support,
