@@ -116,6 +116,8 @@ def test_training_from_a_source_starts_from_its_weights(source):
     init = source_weights(source)
     model = train_model(inter, items, frozen, encoder=FakeEncoder(), init=init)
     assert torch.allclose(model.pretrained.w_in.weight.cpu(), init["pretrained"]["w_in.weight"])
+    assert torch.allclose(model.meta.w_in.weight.cpu(), init["meta"]["w_in.weight"], atol=1e-6)
+    assert model.report["pretrained"]["from"] == "source"
     assert "id_in" not in init["meta"] and "text" not in init["meta"]
 
 

@@ -361,12 +361,37 @@ def train_model(
         init: starting weights per network ("meta", "pretrained"), e.g. another shop's model's
             catalogue-independent weights (coldstart/transfer.py); id parameters start fresh.
     """
-    from metarec_core.coldstart.model import ColdStartModel
-
     cfg = config or ColdStartConfig()
+    return fit(prepare(interactions, items, cfg, progress, encoder), cfg, progress, init)
+
+
+@dataclass
+class Prepared:
+    """What every training on one log shares: catalogue, sequences, text, statistics, split."""
+
+    catalogue: Catalogue
+    seqs: list[np.ndarray]
+    skipped: int
+    text: np.ndarray  # (N, T)
+    stats: dict
+    train_seqs: list[np.ndarray]
+    val: list[Episode]
+    loo: EaseLOO | None
+    device: torch.device
+    encoder_id: str
+    seconds: float
+
+
+def prepare(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    cfg: ColdStartConfig,
+    progress: Progress = no_progress,
+    encoder=None,
+) -> Prepared:
+    """Index, embed, fit the baselines and hold out validation users (stages embed, baselines)."""
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
     catalogue = Catalogue.from_items(items)
     _, seqs, skipped = user_sequences(interactions, catalogue.index())
     if sum(len(s) >= 2 for s in seqs) < 2:
@@ -379,50 +404,68 @@ def train_model(
         if len(stats["subset"])
         else None
     )
+    encoder_id = encoder.model_id if encoder is not None else MINILM_ID
+    return Prepared(
+        catalogue, seqs, skipped, text, stats, train_seqs, val, loo, device, encoder_id,
+        time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def fit(
+    prep: Prepared,
+    cfg: ColdStartConfig,
+    progress: Progress = no_progress,
+    init: dict[str, dict[str, torch.Tensor]] | None = None,
+):
+    """Train both networks on a prepared log; returns a ColdStartModel.
+
+    From scratch, the conventionally trained twin comes first (the ``finetune`` method's
+    starting point) and meta-training starts from its weights (``meta_from_pretrained``). From
+    ``init`` (another shop's weights), meta-training starts from that model's meta network and
+    the twin keeps its weights untrained (it only serves ``finetune``).
+    """
+    from metarec_core.coldstart.model import ColdStartModel
+
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    stats, device = prep.stats, prep.device
     nets, reports = {}, {}
-    # The conventionally trained twin first (the ``finetune`` method's starting point); with
-    # ``meta_from_pretrained`` meta-training then starts from its weights and learns the
-    # adaptation on top of them, instead of from scratch.
     for name, steps, stage in (
         ("pretrained", 0, "pretrain"),
         ("meta", cfg.inner_steps, "meta-train"),
     ):
         torch.manual_seed(cfg.seed)
-        net = _new_net(text, stats["pop"], cfg, device)
-        if init is not None and name in init:
+        net = _new_net(prep.text, stats["pop"], cfg, device)
+        if init is not None:
             net.load_state_dict({**net.state_dict(), **init[name]})
-        net.ii_eps.fill_(item_item_floor(stats["ease"]))
-        if name == "meta" and cfg.meta_from_pretrained:
+        elif name == "meta" and cfg.meta_from_pretrained:
             net.load_state_dict(nets["pretrained"].state_dict())
-        reports[name] = train_net(net, train_seqs, val, loo, cfg, steps, stage, progress, device)
+        net.ii_eps.fill_(item_item_floor(stats["ease"]))
+        if init is not None and name == "pretrained":
+            reports[name] = {"loss": [], "val_ndcg10": [], "best_epoch": 0, "from": "source"}
+        else:
+            reports[name] = train_net(
+                net, prep.train_seqs, prep.val, prep.loo, cfg, steps, stage, progress, device
+            )
         nets[name] = net.eval()
-    reports["meta"]["adaptation"] = check_adaptation(nets["meta"], val, loo, cfg, device)
-    del loo
+    reports["meta"]["adaptation"] = check_adaptation(nets["meta"], prep.val, prep.loo, cfg, device)
     report = {
-        "n_users": len(seqs),
-        "n_train_users": len(train_seqs),
-        "n_val_users": len(val),
-        "n_items": len(catalogue),
-        "skipped_interactions": skipped,
+        "n_users": len(prep.seqs),
+        "n_train_users": len(prep.train_seqs),
+        "n_val_users": len(prep.val),
+        "n_items": len(prep.catalogue),
+        "skipped_interactions": prep.skipped,
         "ease_items": len(stats["subset"]),
-        "train_seconds": round(time.perf_counter() - t0, 2),
+        "train_seconds": round(prep.seconds + time.perf_counter() - t0, 2),
         "device": str(device),
-        "encoder": encoder.model_id if encoder is not None else MINILM_ID,
+        "encoder": prep.encoder_id,
         "meta": reports["meta"],
         "pretrained": reports["pretrained"],
     }
     return ColdStartModel(
-        cfg,
-        catalogue,
-        text,
-        nets["meta"],
-        nets["pretrained"],
-        stats["pop"],
-        stats["knn"],
-        stats["ease"],
-        report,
-        device,
-    )
+        cfg, prep.catalogue, prep.text, nets["meta"], nets["pretrained"], stats["pop"],
+        stats["knn"], stats["ease"], report, device,
+    )  # fmt: skip
 
 
 def item_item_floor(table: bl.NeighbourTable, share: float = 0.25) -> float:

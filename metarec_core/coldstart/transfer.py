@@ -269,7 +269,7 @@ def train_from(
     import dataclasses
 
     from metarec_core.coldstart.config import ColdStartConfig
-    from metarec_core.coldstart.train import train_model
+    from metarec_core.coldstart.train import fit, prepare
 
     base = config or ColdStartConfig()
     cfg = dataclasses.replace(
@@ -281,9 +281,9 @@ def train_from(
 
     if encoder is None:
         encoder = lazy_encoder(source.encoder_id)
-    init = source_weights(source)
-    moved = train_model(interactions, items, cfg, labelled("from source"), encoder, init=init)
-    fresh = train_model(interactions, items, cfg, labelled("from scratch"), encoder)
+    prep = prepare(interactions, items, cfg, progress, encoder)
+    moved = fit(prep, cfg, labelled("from source"), init=source_weights(source))
+    fresh = fit(prep, cfg, labelled("from scratch"))
     scores = {"transfer": best_validation(moved), "fresh": best_validation(fresh)}
     kept = "transfer" if not scores["fresh"] > scores["transfer"] else "fresh"
     model = moved if kept == "transfer" else fresh
