@@ -25,7 +25,7 @@ others = services.other_shop_models(res.paths(), dataset)
 if not others:
     st.info(
         "No model of another shop yet: train one on **Training & Runs** with another dataset "
-        "selected (the demo trains one for each of its shops)."
+        "selected (each demo shop trains its own model the first time it is opened)."
     )
     st.stop()
 source = st.selectbox(

@@ -39,7 +39,8 @@ BROWSER_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PAGES = ["Overview", "Data Explorer", "Cold-Start Lab", "New Category Lab", "Embedding Map"]
+PAGES = ["Overview", "Data Explorer", "Cold-Start Lab", "New Shop", "New Category Lab"]
+PAGES += ["Embedding Map"]
 PAGES += ["Training & Runs"]
 DEMO_MODEL_WAIT_S = 420  # the quick demo training of the shop takes about a minute on 2 idle cores
 
@@ -158,6 +159,7 @@ READY = {
     "Overview": ["Median"],
     "Data Explorer": ["Download this slice as CSV"],
     "Cold-Start Lab": ["The demo model is training", "Download stakeholder report"],
+    "New Shop": ["No model of another shop yet", "Model from another shop"],
     "New Category Lab": ["Choose categories and press", "Predicted members"],
     "Embedding Map": ["projection ·"],
     "Training & Runs": ["Yes, delete it", "No trained models"],

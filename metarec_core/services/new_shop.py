@@ -29,11 +29,12 @@ def other_shop_models(paths: Paths | None, dataset: str) -> list[ModelInfo]:
 
 
 def serve_from_other_shop(path: Path, items: pd.DataFrame, progress: Progress = no_progress):
-    """The model at ``path`` serving ``items`` (another shop's catalogue) through item text."""
+    """The model at ``path`` serving ``items`` (another shop's catalogue) through item text, as
+    ``recommend --items`` serves one shopper (coldstart/transfer.py ``serve_new_shop``)."""
     from metarec_core.coldstart.model import ColdStartModel
-    from metarec_core.coldstart.transfer import for_catalogue
+    from metarec_core.coldstart.transfer import serve_new_shop
 
-    return for_catalogue(ColdStartModel.load(path), items, progress=progress)
+    return serve_new_shop(ColdStartModel.load(path), items, None, progress=progress)
 
 
 def new_shop_curve(
