@@ -1,1 +1,1 @@
-"""Text embeddings: the packaged MiniLM encoder, a tiny fake for tests, and a persistent cache."""
+"""Text embeddings: packaged encoders by name (``registry``: minilm, mpnet, multilingual), a tiny fake for tests, and a persistent cache keyed by encoder."""
