@@ -143,8 +143,13 @@ def app_data_master(tmp_path_factory) -> Path:
 @pytest.fixture
 def app_data(app_data_master, tmp_path, monkeypatch) -> Path:
     """A private copy of the master data folder, with the environment pointing at it."""
+    return private_copy(app_data_master, tmp_path, monkeypatch)
+
+
+def private_copy(master: Path, tmp_path: Path, monkeypatch) -> Path:
+    """Copy a master data folder into ``tmp_path`` and point the app's environment at it."""
     d = tmp_path / "data"
-    shutil.copytree(app_data_master, d, ignore=shutil.ignore_patterns("*.lock", "*.wal"))
+    shutil.copytree(master, d, ignore=shutil.ignore_patterns("*.lock", "*.wal"))
     monkeypatch.setenv("METAREC_DATA_DIR", str(d))
     monkeypatch.delenv("METAREC_DB", raising=False)
     for k, v in ENV.items():

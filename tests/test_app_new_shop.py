@@ -14,6 +14,7 @@ from app_support import (  # noqa: F401
     assert_clean,
     env,
     fixture_frames,
+    private_copy,
 )
 
 pytestmark = pytest.mark.slow
@@ -48,14 +49,7 @@ def two_shops_master(app_data_master, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture
 def two_shops(two_shops_master, tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    shutil.copytree(two_shops_master, d, ignore=shutil.ignore_patterns("*.lock", "*.wal"))
-    monkeypatch.setenv("METAREC_DATA_DIR", str(d))
-    monkeypatch.delenv("METAREC_DB", raising=False)
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("METAREC_UMAP_WARMUP", "0")
-    return d
+    return private_copy(two_shops_master, tmp_path, monkeypatch)
 
 
 def _open(page: str):
