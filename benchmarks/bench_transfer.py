@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,7 +58,7 @@ def _source_model(ctx: StepContext, name: str, inter: pd.DataFrame, items: pd.Da
     if (folder / "config.json").exists():
         return ColdStartModel.load(folder, device=ctx.device)
     cfg = ColdStartConfig(device=ctx.device)
-    if not ctx.mode == "full":
+    if ctx.mode != "full":
         cfg = dataclasses.replace(cfg, **QUICK_TRAIN)
     model = train_model(inter, items, cfg)
     model.save(folder)

@@ -56,7 +56,7 @@ def test_ease_inverse_with_few_users_matches_the_direct_inverse():
     x = sp.random(40, 400, density=0.02, random_state=1, format="csr", dtype=np.float32)
     x.data[:] = 1.0
     subset = np.flatnonzero(np.asarray(x.sum(0)).ravel() > 0)
-    assert 40 < len(subset) // 2  # the few-users path
+    assert len(subset) // 2 > 40  # the few-users path
     xs = x[:, subset].toarray().astype(np.float64)
     expected = np.linalg.inv(xs.T @ xs + 50.0 * np.eye(len(subset)))
     got = bl.ease_inverse(x, subset, 50.0)
