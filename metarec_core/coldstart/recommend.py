@@ -16,7 +16,8 @@ from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_ro
 from metarec_core.coldstart.net import support_weights
 from metarec_core.coldstart.scoring import batch_scores, support_penalty
 
-NEURAL = ("adapted", "no-adapt", "finetune", "prototype")
+NETWORK = ("adapted", "no-adapt", "finetune")  # methods that score with a trained network
+NEURAL = (*NETWORK, "prototype")
 
 
 @dataclass
@@ -64,7 +65,7 @@ def _contributions(
 ) -> torch.Tensor:
     """(B, K, top) contribution of each support item to each recommended item's score."""
     s, m = batch.support, batch.mask
-    if method in ("adapted", "no-adapt", "finetune"):
+    if method in NETWORK:
         net = model.pretrained if method == "finetune" else model.meta
         w = support_weights(phi, net.pos[batch.rank], m)  # (B, K)
         norm = torch.sqrt(w.sum(1, keepdim=True) + 1e-6)[..., None]
@@ -138,7 +139,7 @@ def rank_users(
         chunk = supports[start : start + step]
         support, mask, rank = support_tensors(chunk, model.meta.pos.shape[0], dev)
         table = model.knn_t if method == "item-knn" else model.ease_t
-        if model.loo is not None and method in ("adapted", "no-adapt", "finetune"):
+        if model.loo is not None and method in NETWORK:
             rows = model.loo.rows(support, mask, [np.asarray(c) for c in chunk])
         elif method in ("popularity", "text-similarity"):
             rows = torch.zeros(*support.shape, 1, device=dev)
@@ -146,7 +147,7 @@ def rank_users(
             rows = table_rows(*table, support, mask, n)
         batch = UserBatch(support, mask, rank, rows)
         scores, curve, phi = _method_scores(model, method, batch, tables)
-        if model.words is not None and method in ("adapted", "no-adapt", "finetune"):
+        if model.words is not None and method in NETWORK:
             scores = standardised(scores) + standardised(model.words.scores(support, mask))
         empty = mask.sum(1) == 0
         scores = torch.where(empty[:, None], model.pop_t[None, :], scores)

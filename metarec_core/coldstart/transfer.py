@@ -12,7 +12,7 @@ the request are its log: their popularity and co-occurrence (EASE) feed the netw
 term, exactly as a shop's warm log does in training. The network's score is then combined with
 word overlap (TF-IDF cosine to the support, standardised per user like the network's score),
 because the text towers were learned on another shop's words. No shopper's later actions are
-used. Measured on held-out shops in benchmarks/README.md ("Cross-shop transfer").
+used. Measured on held-out shops in benchmarks/README.md ("Another shop").
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ from metarec_core.embed.service import lazy_encoder
 from metarec_core.errors import ValidationError
 from metarec_core.types import Progress, no_progress
 
-NEEDS_INTERACTIONS = (
-    "popularity",
-    "item-knn",
-    "ease",
-)  # methods with nothing to go on in a new shop
+# methods with nothing to go on in a new shop
+NEEDS_INTERACTIONS = ("popularity", "item-knn", "ease")
 
 
 def known_rows(model, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
