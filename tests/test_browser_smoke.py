@@ -330,9 +330,14 @@ def _result_tables(s: Session) -> tuple[list[dict], list[dict]]:
     """The Cold-Start Lab's before and after lists: both ranked, the after list with its rank
     changes (the grid's accessible table holds the columns in view, so wide tables may lack
     their last columns)."""
-    tables = [t for t in _tables(s) if t and {"rank", "title"} <= set(t[0])]
-    before = [t for t in tables if "change" not in t[0]]
-    after = [t for t in tables if "change" in t[0]]
+    deadline = time.perf_counter() + 30
+    while True:  # the grid fills its accessible rows a moment after it is drawn
+        tables = [t for t in _tables(s) if t and {"rank", "title"} <= set(t[0])]
+        before = [t for t in tables if "change" not in t[0]]
+        after = [t for t in tables if "change" in t[0]]
+        if (len(before) == 1 and len(after) >= 1) or time.perf_counter() > deadline:
+            break
+        s.page.wait_for_timeout(500)
     assert len(before) == 1 and len(after) >= 1, [list(t[0]) for t in _tables(s) if t]
     return before[0], after[0]
 
