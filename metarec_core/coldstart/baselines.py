@@ -48,6 +48,14 @@ def itemknn_table(x: sp.csr_matrix, n: int, block: int = 2048) -> NeighbourTable
     n_items = x.shape[1]
     if n == 0:
         return NeighbourTable.empty(n_items)
+    active = np.flatnonzero(np.diff(x.tocsc().indptr))  # items someone interacted with
+    if len(active) < n_items:  # others have no neighbours: work on the active columns only
+        table = itemknn_table(x[:, active], n, block)
+        idx = np.full((n_items, table.idx.shape[1]), -1, np.int64)
+        val = np.zeros((n_items, table.idx.shape[1]), np.float32)
+        idx[active] = np.where(table.idx >= 0, active[np.clip(table.idx, 0, None)], -1)
+        val[active] = table.val
+        return NeighbourTable(idx, val)
     xc = x.tocsc().astype(np.float32)
     norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
@@ -95,14 +103,17 @@ def ease_inverse(x: sp.csr_matrix, subset: np.ndarray, lam: float) -> np.ndarray
 
 
 def _ease_inverse_few_users(xs: sp.csr_matrix, lam: float) -> np.ndarray:
-    """(X^T X + lam I)^-1 = (I - X^T (lam I + X X^T)^-1 X) / lam: a (U, U) solve instead of an
-    (S, S) one, for U users well below S items. float32 (S, S)."""
-    xd = xs.toarray().astype(np.float64)  # (U, S)
-    inner = xd @ xd.T
+    """(X^T X + lam I)^-1 = (I - X^T (lam I + X X^T)^-1 X) / lam: a (U, U) inverse instead of
+    an (S, S) one, for U users well below S items. The two products with X stay sparse.
+    float32 (S, S)."""
+    x64 = xs.astype(np.float64)
+    inner = np.asarray((x64 @ x64.T).toarray())  # (U, U)
     inner[np.diag_indices_from(inner)] += lam
-    p = -(xd.T @ np.linalg.solve(inner, xd))  # (S, S)
+    z = np.asarray(x64.T @ np.linalg.inv(inner))  # (S, U)
+    p = -np.asarray(x64.T @ z.T, dtype=np.float32)  # (S, S); inner is symmetric
     p[np.diag_indices_from(p)] += 1.0
-    return (p / lam).astype(np.float32)
+    p /= lam
+    return p
 
 
 def _mirror_lower(p: np.ndarray, block: int = 1024) -> None:
