@@ -196,6 +196,18 @@ def test_word_match_scores_shared_words_higher():
     assert scores[1] > scores[2] and scores[2] == scores[3] == 0
 
 
+def test_word_overlap_is_a_minority_share_of_a_new_shops_score():
+    from metarec_core.coldstart.recommend import WORDS_SHARE, with_words
+
+    net = torch.tensor([[3.0, 2.0, 1.0, 0.0]])  # the network prefers item 0
+    words = torch.tensor([[0.0, 0.0, 0.0, 9.0]])  # the words prefer item 3
+    assert 0 < WORDS_SHARE < 0.5
+    assert with_words(net, words).argmax().item() == 0  # the network leads ...
+    mixed = with_words(net, words)[0]
+    assert mixed[3] > with_words(net, torch.zeros_like(words))[0][3]  # ... words still move
+    assert with_words(net, words, 1.0).argmax().item() == 3
+
+
 def test_cli_evaluate_cross_shop_from_a_source_model(source, tmp_path):
     import json
 

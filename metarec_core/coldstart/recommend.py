@@ -119,6 +119,15 @@ def standardised(scores: torch.Tensor) -> torch.Tensor:
     return (scores - scores.mean(1, keepdim=True)) / (scores.std(1, keepdim=True) + 1e-6)
 
 
+WORDS_SHARE = 0.25  # word overlap's share of a new shop's score (benchmarks/README.md)
+
+
+def with_words(net: torch.Tensor, words: torch.Tensor, share: float = WORDS_SHARE) -> torch.Tensor:
+    """(B, N) the network's and the word overlap's scores, each standardised, mixed with
+    ``share`` on the words."""
+    return (1.0 - share) * standardised(net) + share * standardised(words)
+
+
 @torch.no_grad()
 def rank_users(
     model,
@@ -148,7 +157,7 @@ def rank_users(
         batch = UserBatch(support, mask, rank, rows)
         scores, curve, phi = _method_scores(model, method, batch, tables)
         if model.words is not None and method in NETWORK:
-            scores = standardised(scores) + standardised(model.words.scores(support, mask))
+            scores = with_words(scores, model.words.scores(support, mask))
         empty = mask.sum(1) == 0
         scores = torch.where(empty[:, None], model.pop_t[None, :], scores)
         if exclude_support:
