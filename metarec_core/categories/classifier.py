@@ -200,7 +200,10 @@ def classify(
 
     x = embed(titles + categories)  # (S + C, D): the support and the category names
     xs, xn = x[: len(s)], x[len(s) :]
-    result = score(model, xs, ys, embed(queries), len(categories), xn, open_set, threshold_shift)
+    result = score(
+        model, xs, ys, embed(queries), len(categories), xn, open_set, threshold_shift,
+        texts=titles + queries,
+    )  # fmt: skip
     cats = np.asarray(categories, dtype=object)
     label = np.where(result.pred >= 0, cats[np.maximum(result.pred, 0)], None)
     predictions = pd.DataFrame(

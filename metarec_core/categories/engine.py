@@ -8,6 +8,7 @@ embeddings; the model decides the space (projection, centring) and the tricks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from metarec_core.categories.protonet import (
     reestimated_prototypes,
     softmax,
 )
+from metarec_core.categories.words import with_words
 
 
 @dataclass
@@ -178,18 +180,23 @@ def score(
     x_names: np.ndarray | None = None,
     open_set: bool = False,
     threshold_shift: float = 0.0,
+    texts: Sequence[str] | None = None,
 ) -> Scores:
     """Classify queries ``xq`` (Q, D) given support ``xs`` (S, D) with labels ``ys`` (S,).
 
     ``x_names`` (C, D) are raw embeddings of the category names (None to skip the name prior).
     ``threshold_shift`` moves the open-set threshold from where the engine puts it: up for
-    precision (fewer products accepted), down for recall.
+    precision (fewer products accepted), down for recall. ``texts``, the support's then the
+    queries' titles, add their word features (``words.with_words``) when two or more categories
+    are told apart in a closed set.
     """
     cfg = model.config.engine
     pool = np.concatenate([xs, xq]) if len(xq) else xs
     mean = pool.mean(0, keepdims=True) if cfg.center else 0.0
     zs, zq = model.transform(xs, mean), model.transform(xq, mean)
     z_names = model.transform(x_names, mean) if x_names is not None else None
+    if texts is not None and cfg.word_weight > 0 and n_classes >= 2 and not open_set:
+        zs, zq, z_names = with_words(zs, zq, z_names, texts, cfg.word_weight, cfg.word_dims)
     by_shots = cfg.name_weight_by_shots
     if n_classes == 1:  # leave-one-out cannot compare categories: ask the queries instead
         used_names = _name_describes_one(zs, zq, z_names, cfg)

@@ -52,7 +52,8 @@ class CategoryEvalReport:
 
 def task_scores(model: CategoryModel, t: Task, open_set: bool = False) -> Scores:
     """The engine's scores for a task, as ``classify`` computes them (on cached embeddings)."""
-    return score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=open_set)
+    texts = list(t.support_texts) + list(t.query_texts)
+    return score(model, t.xs, t.ys, t.xq, t.n_classes, t.names, open_set=open_set, texts=texts)
 
 
 def engine_method(model: CategoryModel) -> Method:

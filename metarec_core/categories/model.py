@@ -23,6 +23,7 @@ PLAIN_ENGINE = EngineConstants(
     propagate_alpha=0.0,
     hub_correction=0.0,
     open_set_query_weight=0.0,
+    word_weight=0.0,
 )
 
 # Softmax scale of cosine similarities in the encoder space (no learned projection). With the
