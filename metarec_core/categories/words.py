@@ -46,8 +46,8 @@ def with_words(
     """Support (S, D), queries (Q, D) and names (C, D) in the encoder's space, each row joined to
     ``weight`` x its centred word features (``texts``: the S support then the Q query titles;
     names get none) and normalised: (S, D + dims), (Q, D + dims), (C, D + dims)."""
-    w = word_features(texts, dims)
-    if w is None or weight <= 0:
+    w = word_features(texts, dims) if weight > 0 else None
+    if w is None:
         return zs, zq, z_names
     w = weight * (w - w.mean(0, keepdims=True))
     s = len(zs)

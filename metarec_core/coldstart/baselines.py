@@ -48,7 +48,8 @@ def itemknn_table(x: sp.csr_matrix, n: int, block: int = 2048) -> NeighbourTable
     n_items = x.shape[1]
     if n == 0:
         return NeighbourTable.empty(n_items)
-    active = np.flatnonzero(np.diff(x.tocsc().indptr))  # items someone interacted with
+    xc = x.tocsc()
+    active = np.flatnonzero(np.diff(xc.indptr))  # items someone interacted with
     if len(active) < n_items:  # others have no neighbours: work on the active columns only
         table = itemknn_table(x[:, active], n, block)
         idx = np.full((n_items, table.idx.shape[1]), -1, np.int64)
@@ -56,7 +57,7 @@ def itemknn_table(x: sp.csr_matrix, n: int, block: int = 2048) -> NeighbourTable
         idx[active] = np.where(table.idx >= 0, active[np.clip(table.idx, 0, None)], -1)
         val[active] = table.val
         return NeighbourTable(idx, val)
-    xc = x.tocsc().astype(np.float32)
+    xc = xc.astype(np.float32)
     norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
     xn = sp.csr_matrix(xc.multiply(1.0 / norms[None, :]))
