@@ -13,10 +13,10 @@ from metarec_core.categories.words import with_words, word_features
 BRANDS = ("acme", "zenith", "borealis")
 
 
-def test_word_features_are_seeded_and_keep_shared_words_close():
+def test_word_features_are_repeatable_and_keep_shared_words_close():
     texts = ["acme soap bar", "acme soap refill", "zenith hair gel", "!!!"]
-    a, b = word_features(texts, 64), word_features(texts, 64)
-    assert a.shape == (4, 64) and a.dtype == np.float32
+    a, b = word_features(texts, 256), word_features(texts, 256)
+    assert a.shape == (4, 256) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     sim = l2n(a[:3]) @ l2n(a[:3]).T
     assert sim[0, 1] > sim[0, 2] + 0.3  # two acme soaps against a hair gel

@@ -88,7 +88,37 @@ def _search_dtype() -> torch.dtype:
     return torch.bfloat16 if best(torch.bfloat16) * 1.5 < best(torch.float32) else torch.float32
 
 
-def knn_graph(z: np.ndarray, k: int, power: float = 3.0, chunk: int = 2048):
+def _nearest(z: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """Indices (N, k) of each unit row's k nearest other rows of ``z`` (N, D) by dot product.
+
+    The product is symmetric, so only blocks on and above the diagonal are multiplied; each
+    block gives candidates to its rows and, transposed, to its columns, merged into a running
+    top k per row.
+    """
+    n = len(z)
+    best_v = torch.full((n, k), -3.0, dtype=z.dtype)
+    best_i = torch.zeros((n, k), dtype=torch.long)
+
+    def merge(rows: slice, sims: torch.Tensor, offset: int) -> None:
+        v, i = sims.topk(min(k, sims.shape[1]), dim=1, sorted=False)
+        v, i = torch.cat([best_v[rows], v], 1), torch.cat([best_i[rows], i + offset], 1)
+        keep = v.topk(k, dim=1, sorted=False).indices
+        best_v[rows], best_i[rows] = v.gather(1, keep), i.gather(1, keep)
+
+    for a in range(0, n, chunk):
+        rows = slice(a, min(a + chunk, n))
+        for b in range(a, n, chunk):
+            cols = slice(b, min(b + chunk, n))
+            s = z[rows] @ z[cols].T  # (A, B)
+            if a == b:
+                s.fill_diagonal_(-2.0)  # not its own neighbour
+            merge(rows, s, b)
+            if a != b:
+                merge(cols, s.T.contiguous(), a)
+    return best_i
+
+
+def knn_graph(z: np.ndarray, k: int, power: float = 3.0, chunk: int = 1024):
     """Symmetric, degree-normalised k-nearest-neighbour graph of unit rows ``z`` (N, D).
 
     Edge weights are cosine similarities (negative ones clipped to 0) raised to ``power``, which
@@ -101,18 +131,12 @@ def knn_graph(z: np.ndarray, k: int, power: float = 3.0, chunk: int = 2048):
     n = len(z)
     k = max(1, min(k, n - 1))
     zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
-    zs = zt.to(_search_dtype())
-    idx = np.zeros((n, k), np.int64)
+    idx = _nearest(zt.to(_search_dtype()), k, chunk)
     val = np.zeros((n, k), np.float32)
-    for a in range(0, n, chunk):
-        s = zs[a : a + chunk] @ zs.T  # (B, N)
-        rows = torch.arange(s.shape[0])
-        s[rows, rows + a] = -2.0  # not its own neighbour
-        top = s.topk(k, dim=1, sorted=False).indices  # (B, k)
-        exact = torch.einsum("bd,bkd->bk", zt[a : a + chunk], zt[top])  # exact cosines (B, k)
-        idx[a : a + chunk], val[a : a + chunk] = top.numpy(), exact.numpy()
+    for a in range(0, n, chunk):  # exact cosines of the chosen edges (B, k)
+        val[a : a + chunk] = torch.einsum("bd,bkd->bk", zt[a : a + chunk], zt[idx[a : a + chunk]])
     w = np.maximum(val, 0.0).ravel() ** power
-    graph = csr_matrix((w, (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    graph = csr_matrix((w, (np.repeat(np.arange(n), k), idx.numpy().ravel())), shape=(n, n))
     graph = graph + graph.T
     d = 1.0 / np.sqrt(np.maximum(np.asarray(graph.sum(1)).ravel(), 1e-12))
     return (diags(d) @ graph @ diags(d)).tocsr()

@@ -1,7 +1,7 @@
 """Word features of a task's titles, joined to the encoder's space: TF-IDF of word 1-2 grams,
-fitted on the task's own titles and hashed to a few hundred dimensions (each term to one seeded
-dimension and sign, which keeps dot products on average). Words a small encoder blurs, such as
-brand and product-line names, then count beside the encoder's meaning."""
+fitted on the task's own titles and hashed to a few hundred dimensions (each term to one
+dimension and sign given by its hash, which keeps dot products on average). Words a small
+encoder blurs, such as brand and product-line names, then count beside the encoder's meaning."""
 
 from __future__ import annotations
 
@@ -12,27 +12,30 @@ import numpy as np
 from metarec_core.categories.protonet import l2n
 
 MIN_SHARING = 0.5  # fewer titles sharing a word with another: the words say nothing
+HASH_BITS = 20  # terms hashed to 2^20 columns first: collisions among a task's terms are rare
 
 
-def word_features(texts: Sequence[str], dims: int, seed: int = 0) -> np.ndarray | None:
+def word_features(texts: Sequence[str], dims: int) -> np.ndarray | None:
     """(N, dims) hashed TF-IDF rows of ``texts``, or None when fewer than MIN_SHARING of them
     share a word with another (no words, or a script written without spaces)."""
     import scipy.sparse as sp
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-    try:
-        x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(list(texts))
-    except ValueError:  # empty vocabulary: no title has a word
+    counts = HashingVectorizer(
+        ngram_range=(1, 2), n_features=1 << HASH_BITS, alternate_sign=False, norm=None
+    ).transform(list(texts))
+    if counts.nnz == 0:  # no title has a word
         return None
-    shared = np.asarray((x > 0).sum(0)).ravel() >= 2  # (V,) terms in two titles or more
-    if (x[:, shared].getnnz(axis=1) > 0).mean() < MIN_SHARING:  # e.g. unspaced Chinese
-        return None
-    rng = np.random.default_rng(seed)
-    n_terms = x.shape[1]  # each term adds its weight, with a random sign, to one of ``dims``
-    signs = rng.choice(np.array([-1.0, 1.0], np.float32), n_terms)
-    proj = sp.csr_matrix((signs, (np.arange(n_terms), rng.integers(0, dims, n_terms))),
-                         shape=(n_terms, dims))  # fmt: skip
-    return np.asarray((x @ proj).toarray(), dtype=np.float32)
+    x = TfidfTransformer(sublinear_tf=True).fit_transform(counts).tocsr()
+    cols = x.indices
+    shared = np.bincount(cols, minlength=x.shape[1])[cols] >= 2  # terms in two titles or more
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    if (np.bincount(rows[shared], minlength=x.shape[0]) > 0).mean() < MIN_SHARING:
+        return None  # e.g. unspaced Chinese
+    # a term's column picks its dimension (low bits) and its sign (the bit above them)
+    signs = np.where((cols // dims) % 2 == 1, 1.0, -1.0).astype(np.float32)
+    folded = sp.csr_matrix((x.data * signs, cols % dims, x.indptr), shape=(x.shape[0], dims))
+    return np.asarray(folded.toarray(), dtype=np.float32)
 
 
 def with_words(

@@ -15,7 +15,10 @@ WARN_SHARE = 0.1  # warn when at least this share of the titles is mostly non-La
 
 def is_non_latin(text: str) -> bool:
     """Whether most letters of ``text`` are outside the Latin script (CJK, Cyrillic, Arabic...)."""
-    letters = [ch for ch in str(text) if ch.isalpha()]
+    text = str(text)
+    if text.isascii():  # every letter Latin; the common case, checked without per-letter lookups
+        return False
+    letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return False
     other = sum(1 for ch in letters if "LATIN" not in unicodedata.name(ch, ""))
