@@ -258,8 +258,9 @@ def test_max_steps_bounds_training(frames):
 @pytest.mark.slow
 def test_adaptation_that_loses_on_validation_is_switched_off(frames):
     from metarec_core.coldstart.data import user_sequences
+    from metarec_core.coldstart.episodes import sample_episode
     from metarec_core.coldstart.recommend import rank_users
-    from metarec_core.coldstart.train import check_adaptation, sample_episode
+    from metarec_core.coldstart.validation import check_adaptation
 
     model = train_model(*frames, TINY, encoder=FakeEncoder())
     _, seqs, _ = user_sequences(frames[0], model.catalogue.index())
@@ -291,7 +292,8 @@ def test_adaptation_that_loses_on_validation_is_switched_off(frames):
 @pytest.mark.slow
 def test_the_inner_step_is_chosen_per_group_of_support_sizes(frames):
     from metarec_core.coldstart.data import user_sequences
-    from metarec_core.coldstart.train import check_adaptation, sample_episode
+    from metarec_core.coldstart.episodes import sample_episode
+    from metarec_core.coldstart.validation import check_adaptation
 
     model = train_model(*frames, TINY, encoder=FakeEncoder())
     _, seqs, _ = user_sequences(frames[0], model.catalogue.index())

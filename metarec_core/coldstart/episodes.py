@@ -1,4 +1,5 @@
-"""Batches of users as tensors: support slots, position logits, item-item rows, queries.
+"""Episodes (a run of a user's items as support, the later ones as query), sampled per epoch, and
+batches of users as tensors: support slots, position logits, item-item rows, queries.
 
 Two sources of item-item rows R (B, K, N) for the support items:
 - ``table_rows``: the stored top-n neighbour table (what serving uses), and
@@ -11,11 +12,17 @@ Two sources of item-item rows R (B, K, N) for the support items:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from metarec_core.coldstart.data import pad
+
+if TYPE_CHECKING:
+    from metarec_core.coldstart.config import ColdStartConfig
+    from metarec_core.coldstart.net import ColdStartNet
 
 
 @dataclass
@@ -114,3 +121,65 @@ class EaseLOO:
         out = torch.zeros(b, k, self.n_items + 1, device=self.device)
         out.scatter_add_(2, torch.where(ok, nb, self.n_items), val)
         return out[..., : self.n_items]
+
+
+@dataclass
+class Episode:
+    """One training/validation task: support rows, query rows, the user's whole history."""
+
+    support: np.ndarray
+    query: np.ndarray
+    history: np.ndarray
+
+
+def sample_episode(seq: np.ndarray, k: int, start: int, max_query: int) -> Episode | None:
+    """Support = seq[start:start+k]; query = later distinct items not in the support (capped)."""
+    support = seq[start : start + k]
+    later = pd.unique(seq[start + k :])
+    query = later[~np.isin(later, support)][:max_query]
+    if len(support) == 0 or len(query) == 0:
+        return None
+    return Episode(support, np.asarray(query, np.int64), seq)
+
+
+def sample_epoch(
+    seqs: list[np.ndarray], cfg: ColdStartConfig, rng: np.random.Generator
+) -> list[Episode]:
+    """One episode per user with >= 2 interactions: k from [k_min, k_max], half at a random offset."""
+    out = []
+    for seq in seqs:
+        if len(seq) < 2:
+            continue
+        k = int(rng.integers(cfg.k_min, min(cfg.k_max, len(seq) - 1) + 1))
+        start = int(rng.integers(0, len(seq) - k)) if rng.random() < 0.5 else 0
+        ep = sample_episode(seq, k, start, cfg.max_query)
+        if ep is not None:
+            out.append(ep)
+    order = rng.permutation(len(out))
+    return [out[i] for i in order]
+
+
+def epoch_batches(
+    episodes: list[Episode], batch_size: int, rng: np.random.Generator
+) -> list[list[Episode]]:
+    """Meta-batches of episodes with similar support sizes (less padding), in random order."""
+    order = sorted(range(len(episodes)), key=lambda i: len(episodes[i].support))  # stable
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [[episodes[i] for i in chunks[j]] for j in rng.permutation(len(chunks))]
+
+
+def make_batch(
+    episodes: list[Episode],
+    net: ColdStartNet,
+    loo: EaseLOO | None,
+    n_items: int,
+    device: torch.device,
+) -> tuple[UserBatch, torch.Tensor, torch.Tensor]:
+    """UserBatch with leave-user-out EASE rows, plus padded queries (B, Q) and their mask."""
+    support, mask, rank = support_tensors([e.support for e in episodes], net.pos.shape[0], device)
+    if loo is not None:
+        rows = loo.rows(support, mask, [e.history for e in episodes])
+    else:
+        rows = torch.zeros(*support.shape, n_items, device=device)
+    query = torch.as_tensor(pad([e.query for e in episodes]), device=device)
+    return UserBatch(support, mask, rank, rows), query.clamp(min=0), (query >= 0).float()
