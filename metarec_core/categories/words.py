@@ -32,7 +32,7 @@ def word_features(texts: Sequence[str], dims: int) -> np.ndarray | None:
     rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
     if (np.bincount(rows[shared], minlength=x.shape[0]) > 0).mean() < MIN_SHARING:
         return None  # e.g. unspaced Chinese
-    # a term's column picks its dimension (low bits) and its sign (the bit above them)
+    # a term's column picks its dimension (column mod dims) and sign (parity of column // dims)
     signs = np.where((cols // dims) % 2 == 1, 1.0, -1.0).astype(np.float32)
     folded = sp.csr_matrix((x.data * signs, cols % dims, x.indptr), shape=(x.shape[0], dims))
     return np.asarray(folded.toarray(), dtype=np.float32)
