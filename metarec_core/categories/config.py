@@ -61,10 +61,10 @@ class EngineConstants:
     # Power on propagated probabilities: calibration error 0.04-0.11 against 0.15-0.22.
     sharpen: float = 1.5
     # Word features of the task's titles joined at this weight to the encoder's (closed sets of
-    # 2+ categories): all-way 5-shot +0.007 to +0.015 and 1-shot +0.001 to +0.011 on each of 6
-    # held-out sets, 5-way within +-0.004; 1.0 lost 0.004 at 5-way.
+    # 2+ categories): all-way 5-shot +0.006 to +0.017 and 1-shot +0.001 to +0.013 on each of 6
+    # held-out sets, 5-way within +-0.005; 1.0 lost 0.004 at 5-way.
     word_weight: float = 0.7
-    # ... hashed to this many dimensions.
+    # ... hashed to this many dimensions (128: level to -0.003).
     word_dims: int = 256
     # Open set: the threshold never falls below this quantile of leave-one-out similarities.
     open_set_quantile: float = 0.1
