@@ -130,6 +130,31 @@ def test_train_from_keeps_the_better_of_transfer_and_fresh(source):
     assert max(model.report["meta"]["val_ndcg10"]) == pytest.approx(best)
 
 
+def test_train_from_a_log_too_small_to_validate_keeps_the_source_and_says_so(source, tmp_path):
+    inter, items = shop("t", "mug", n_users=30)  # a fifth of 30 users: too few to hold back
+    model = train_from(source, inter, items, TINY, encoder=FakeEncoder())
+    info = model.report["init_from"]
+    assert info["kept"] == "transfer" and info["validated"] is False
+    assert info["val_ndcg10_transfer"] is None and info["val_ndcg10_fresh"] is None
+    assert model.report["meta"]["val_ndcg10"] == []  # no made-up validation figures
+    assert model.report["meta"]["best_epoch"] >= 1  # the last epoch trained
+    source.save(tmp_path / "m")
+    inter.to_csv(tmp_path / "log.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "metarec_core", "train", "--init-from", str(tmp_path / "m"),
+         "--interactions", str(tmp_path / "log.csv"), "--items", str(tmp_path / "items.csv"),
+         "--out", str(tmp_path / "new"), "--epochs", "1", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "too few users to validate on" in done.stdout
+    assert (
+        "kept the model trained from" in done.stdout and "too few users to hold any" in done.stdout
+    )
+
+
 def test_cli_recommend_items_serves_another_catalogue(source, tmp_path):
     _, items = shop("t", "mug")
     source.save(tmp_path / "m")

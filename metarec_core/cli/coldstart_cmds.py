@@ -200,17 +200,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = model.save(args.out)
     register_cli_model(out, "coldstart", len(model.catalogue), args.dataset, args.items, cfg)
     r = model.report
+    curve = r["meta"]["val_ndcg10"]
+    checked = f"validation NDCG@10 {max(curve):.4f}" if curve else "too few users to validate on"
     print(
         f"trained on {r['n_users']} users, {r['n_items']} items in {r['train_seconds']:.0f} s "
-        f"(validation NDCG@10 {max(r['meta']['val_ndcg10'] or [0]):.4f}); model written to {out}"
+        f"({checked}); model written to {out}"
     )
     if "init_from" in r:
         i = r["init_from"]
-        print(
-            f"kept the model trained {'from ' + args.init_from if i['kept'] == 'transfer' else 'from scratch'}"
-            f" (validation NDCG@10 {i['val_ndcg10_transfer']:.4f} from the source model, "
-            f"{i['val_ndcg10_fresh']:.4f} from scratch)"
-        )
+        which = "from " + args.init_from if i["kept"] == "transfer" else "from scratch"
+        if i.get("validated", True):
+            why = (
+                f"validation NDCG@10 {i['val_ndcg10_transfer']:.4f} from the source model, "
+                f"{i['val_ndcg10_fresh']:.4f} from scratch"
+            )
+        else:
+            why = "too few users to hold any back and compare the two"
+        print(f"kept the model trained {which} ({why})")
     if r.get("skipped_interactions"):
         print(
             f"note: {r['skipped_interactions']} interaction(s) with items missing from --items were skipped",

@@ -84,7 +84,7 @@ def train_net(
         total = min(total, cfg.max_steps)
     patience = max(1, -(-PATIENCE_STEPS // per_epoch))  # epochs without a better validation
     done, losses, val_curve = 0, [], []
-    best, best_state = -1.0, None
+    best, best_state, best_epoch = -1.0, None, 0
     for epoch in range(epochs):
         if val and stalled(val_curve, patience):
             log.info("%s: validation has not improved for %d epochs; stopping", stage, patience)
@@ -106,7 +106,10 @@ def train_net(
                     stage, done, total, f"epoch {epoch + 1}/{epochs}", {"loss": losses[-1]}
                 )
             )
-        score = validate(net, val, loo, inner_steps, cfg, device) if val else float(epoch)
+        if not val:  # too few users to hold any back: the last epoch is kept
+            best_epoch = epoch + 1
+            continue
+        score = validate(net, val, loo, inner_steps, cfg, device)
         val_curve.append(score)
         log.info(
             "%s epoch %d: loss %.4f val ndcg@10 %.4f",
@@ -116,10 +119,10 @@ def train_net(
             score,
         )
         if score > best:
-            best, best_state = score, copy.deepcopy(net.state_dict())
+            best, best_state, best_epoch = score, copy.deepcopy(net.state_dict()), epoch + 1
     if best_state is not None:
         net.load_state_dict(best_state)
-    return {"loss": losses, "val_ndcg10": val_curve, "best_epoch": int(np.argmax(val_curve)) + 1}
+    return {"loss": losses, "val_ndcg10": val_curve, "best_epoch": best_epoch}
 
 
 def make_optimiser(net: ColdStartNet, cfg: ColdStartConfig, learn_rates: bool) -> torch.optim.Adam:

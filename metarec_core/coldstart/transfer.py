@@ -259,7 +259,8 @@ def train_from(
     encoder=None,
 ):
     """Train on a new shop's log twice, from ``source``'s weights and from scratch, and keep
-    the one with the better validation NDCG@10 on the same held-back users of that log.
+    the one with the better validation NDCG@10 on the same held-back users of that log (the one
+    from the source when the log has too few users to hold any back).
 
     The returned model's report has ``init_from``: which was kept and both validation scores.
     """
@@ -282,12 +283,14 @@ def train_from(
     moved = fit(prep, cfg, labelled("from source"), init=source_weights(source))
     fresh = fit(prep, cfg, labelled("from scratch"))
     scores = {"transfer": best_validation(moved), "fresh": best_validation(fresh)}
-    kept = "transfer" if not scores["fresh"] > scores["transfer"] else "fresh"
+    validated = not any(np.isnan(v) for v in scores.values())  # no users to hold back: NaN
+    kept = "fresh" if validated and scores["fresh"] > scores["transfer"] else "transfer"
     model = moved if kept == "transfer" else fresh
     model.report["init_from"] = {
         "kept": kept,
-        "val_ndcg10_transfer": scores["transfer"],
-        "val_ndcg10_fresh": scores["fresh"],
+        "validated": validated,
+        "val_ndcg10_transfer": scores["transfer"] if validated else None,
+        "val_ndcg10_fresh": scores["fresh"] if validated else None,
         "source_items": len(source.catalogue),
     }
     return model
