@@ -28,7 +28,7 @@ LIMITS: dict[str, str] = {
         "640 dimensions, MiniLM's 384 and the titles' 256 hashed word features, and each row's "
         "top 10): about 0.9 of 1.2-1.35 s on the 2-core AVX2 EPYC of 2026-12-06, where bfloat16 is "
         "emulated and the search runs in float32 (only the blocks on one side of the diagonal "
-        "are multiplied). The word features take 0.18 s, for +0.007 to +0.015 all-way accuracy "
+        "are multiplied). The word features take 0.18 s, for +0.006 to +0.017 all-way accuracy "
         "on every held-out set. Approximate searches were measured and not adopted: on "
         "principal components the top-10 selection over N x N still dominates (0.68 s at 128 "
         "dimensions), and a clustered search (0.42 s) lost 0.002 all-way accuracy on every set "

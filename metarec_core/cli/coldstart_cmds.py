@@ -209,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "init_from" in r:
         i = r["init_from"]
         which = "from " + args.init_from if i["kept"] == "transfer" else "from scratch"
-        if i.get("validated", True):
+        if i["validated"]:
             why = (
                 f"validation NDCG@10 {i['val_ndcg10_transfer']:.4f} from the source model, "
                 f"{i['val_ndcg10_fresh']:.4f} from scratch"

@@ -283,7 +283,7 @@ def train_from(
     moved = fit(prep, cfg, labelled("from source"), init=source_weights(source))
     fresh = fit(prep, cfg, labelled("from scratch"))
     scores = {"transfer": best_validation(moved), "fresh": best_validation(fresh)}
-    validated = not any(np.isnan(v) for v in scores.values())  # no users to hold back: NaN
+    validated = bool(prep.val)  # both trainings hold back these users, or none at all
     kept = "fresh" if validated and scores["fresh"] > scores["transfer"] else "transfer"
     model = moved if kept == "transfer" else fresh
     model.report["init_from"] = {
