@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
@@ -155,6 +156,32 @@ def test_train_from_a_log_too_small_to_validate_keeps_the_source_and_says_so(sou
     )
 
 
+def test_a_model_of_a_new_shop_mixes_in_its_log_counts_where_the_request_shows_they_help(source):
+    inter, items = shop("t", "mug", n_users=30)
+    staples = ("t1", "t6", "t11")
+    bought = pd.DataFrame(
+        [(f"tu{u}", staples[(u + j) % 3], 6 + j) for u in range(30) for j in range(2)],
+        columns=["user_id", "item_id", "position"],
+    )
+    log = canonical_interactions(pd.concat([inter, bought], ignore_index=True))
+    model = train_from(source, log, items, TINY, encoder=FakeEncoder())
+    rng = np.random.default_rng(5)
+    request = pd.DataFrame(
+        [(f"n{u}", f"t{rng.integers(12, 40)}", 0) for u in range(40)]
+        + [(f"n{u}", staples[u % 3], 1) for u in range(40)],
+        columns=["user_id", "item_id", "position"],
+    )
+    recs = model.recommend(request, top=3)
+    assert recs.popularity_share > 0
+    top1 = recs.frame[recs.frame["rank"] == 1]["item_id"]
+    assert top1.isin(staples).mean() > 0.9
+    own = copy.copy(model)
+    own.report = {k: v for k, v in model.report.items() if k != "init_from"}
+    assert own.recommend(request, top=3).popularity_share == 0.0  # a model trained in-shop
+    one = model.recommend(request[request["user_id"] == "n0"], top=3)
+    assert one.popularity_share == 0.0  # one shopper cannot show it
+
+
 def test_cli_recommend_items_serves_another_catalogue(source, tmp_path):
     _, items = shop("t", "mug")
     source.save(tmp_path / "m")
@@ -211,6 +238,62 @@ def test_a_new_shop_learns_from_the_supports_leaving_each_user_out(source):
     assert own_out[0, 0, t4] == pytest.approx(0.0, abs=1e-6)  # ... but not in u1's rows
     recs = served.recommend(support_log[support_log["user_id"] == "u1"], top=5).frame
     assert set(recs["item_id"]).isdisjoint({"t0", "t4"})
+
+
+def test_a_new_shop_bought_by_popularity_mixes_in_its_supports_counts(source, tmp_path):
+    from metarec_core.coldstart.shop_popularity import MIN_USERS
+    from metarec_core.coldstart.transfer import serve_new_shop
+
+    _, items = shop("t", "mug")
+    rng = np.random.default_rng(3)
+    staples = ("t1", "t6", "t11")  # bought by almost everyone, in three colours
+    rows = []
+    for u in range(60):
+        rows.append((f"u{u}", f"t{rng.integers(12, 40)}", 0))
+        rows.append((f"u{u}", staples[u % 3], 1))
+    grocery = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+    served = serve_new_shop(source, items, grocery, encoder=FakeEncoder())
+    info = served.report["served_catalogue"]
+    assert info["popularity_share"] > 0 and served.shop_popularity is not None
+    assert (
+        info["popularity_share_gains"][f"{info['popularity_share']:g}"]
+        > (info["popularity_share_gains"]["0"])
+    )
+    recs = served.recommend(support(["t20", "t27"]), top=3).frame
+    assert set(recs["item_id"]) == set(staples)
+    source.save(tmp_path / "m")
+    items[["item_id", "title"]].to_csv(tmp_path / "items.csv", index=False)
+    grocery.to_csv(tmp_path / "support.csv", index=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "metarec_core", "recommend", "--model", str(tmp_path / "m"),
+         "--items", str(tmp_path / "items.csv"), "--support", str(tmp_path / "support.csv"),
+         "--out", str(tmp_path / "recs.csv")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"item counts take {info['popularity_share']:g} of the score" in done.stderr
+
+    # every item bought once: the counts cannot rank anyone's hidden item, so they stay out
+    unique = pd.DataFrame(
+        [(f"u{u}", f"t{2 * u + p}", p) for u in range(20) for p in range(2)],
+        columns=["user_id", "item_id", "position"],
+    )
+    alone = serve_new_shop(source, items, unique, encoder=FakeEncoder())
+    assert alone.report["served_catalogue"]["popularity_share"] == 0.0
+    assert alone.shop_popularity is None
+    few = serve_new_shop(source, items, grocery.head(2 * (MIN_USERS - 1)), encoder=FakeEncoder())
+    assert few.report["served_catalogue"]["popularity_share_gains"] == {}
+
+
+def test_popularity_mix_leaves_the_score_alone_at_share_zero():
+    from metarec_core.coldstart.recommend import with_popularity
+
+    net = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    counts = torch.tensor([0.0, 0.0, 0.0, 5.0])
+    assert torch.equal(with_popularity(net, counts, 0.0), net)
+    assert with_popularity(net, counts, 0.2).argmax().item() == 0
+    assert with_popularity(net, counts, 0.9).argmax().item() == 3
 
 
 def test_word_match_scores_shared_words_higher():

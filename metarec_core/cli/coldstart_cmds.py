@@ -257,6 +257,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _report_skipped(recs)
+    if recs.popularity_share > 0:
+        print(
+            f"the shop's item counts take {recs.popularity_share:g} of the score (chosen by "
+            "hiding each user's last support item)",
+            file=sys.stderr,
+        )
     if recs.fallback_users:
         print(
             f"{len(recs.fallback_users)} user(s) had no known support item and got popularity "

@@ -10,6 +10,7 @@ A model directory holds:
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from metarec_core.coldstart.baselines import NeighbourTable
 from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.coldstart.data import Catalogue
 from metarec_core.coldstart.net import ColdStartNet, ItemTables
-from metarec_core.coldstart.recommend import Recommendations, rank_users
+from metarec_core.coldstart.recommend import NETWORK, Recommendations, rank_users
 from metarec_core.device import resolve_device
 from metarec_core.embed.encoder import MINILM_ID
 from metarec_core.errors import ConflictError, NotFoundError, ValidationError
@@ -71,6 +72,8 @@ class ColdStartModel:
         self.encoder_id = report.get("encoder", MINILM_ID)  # the encoder of the item texts
         self.words = None  # word-overlap scorer joined to the network's score (a new shop only)
         self.loo = None  # leave-the-user-out EASE rows when the log holds the users' supports
+        self.shop_popularity = None  # (N,) a new shop's log item counts (coldstart/shop_popularity)
+        self.popularity_share = 0.0  # their share of a network method's score
 
     # ------------------------------------------------------------------ serving
     def tables(self) -> dict[str, ItemTables]:
@@ -104,7 +107,8 @@ class ColdStartModel:
         if not isinstance(top, int) or top < 1:
             raise ValidationError(f"top must be a positive integer, got {top!r}")
         users, supports, skipped = parse_support(support, self.index)
-        ranked = rank_users(self, supports, method, top, exclude_support)
+        served, share = self.for_request(supports, method)
+        ranked = rank_users(served, supports, method, top, exclude_support)
         empty = [len(s) == 0 for s in supports]
         frame = self._frame(users, ranked, empty)
         fallback = [u for u, e in zip(users, empty, strict=True) if e]
@@ -119,7 +123,27 @@ class ColdStartModel:
             skipped_by_user=skipped,
             loss_curves=curves,
             elapsed_s=time.perf_counter() - t0,
+            popularity_share=share,
         )
+
+    def for_request(self, supports: list[np.ndarray], method: str):
+        """(model to rank with, share of its log counts in the score): a model trained on a new
+        shop's first users (``train --init-from``) mixes in its log's item counts when the
+        request's own hidden support items say they help (coldstart/shop_popularity)."""
+        if (
+            "init_from" not in self.report
+            or method not in NETWORK
+            or self.shop_popularity is not None
+        ):
+            return self, 0.0
+        from metarec_core.coldstart.shop_popularity import choose_share, use_counts
+
+        share, _ = choose_share(self, supports, counts=self.pop)
+        if share == 0:
+            return self, 0.0
+        served = copy.copy(self)
+        use_counts(served, self.pop, share)
+        return served, share
 
     def recommend_steps(
         self, support: pd.DataFrame, steps: list[int], top: int = 20, method: str = "adapted"

@@ -34,6 +34,8 @@ class Recommendations:
         loss_curves: user_id -> inner-loop support loss before each step and after the last one
             (adapted/finetune methods only).
         elapsed_s: wall time of the call.
+        popularity_share: share of the shop's item counts mixed into the score (a model of a
+            new shop only; coldstart/shop_popularity).
     """
 
     frame: pd.DataFrame
@@ -43,6 +45,7 @@ class Recommendations:
     skipped_by_user: dict[str, int] = field(default_factory=dict)
     loss_curves: dict[str, list[float]] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    popularity_share: float = 0.0
 
 
 @dataclass
@@ -128,6 +131,41 @@ def with_words(net: torch.Tensor, words: torch.Tensor, share: float = WORDS_SHAR
     return (1.0 - share) * standardised(net) + share * standardised(words)
 
 
+def with_popularity(scores: torch.Tensor, popularity: torch.Tensor, share: float) -> torch.Tensor:
+    """(B, N) ``scores`` and a shop's (N,) or (B, N) log item counts, each standardised, mixed
+    with ``share`` on the counts (``scores`` unchanged at share 0)."""
+    if share <= 0:
+        return scores
+    pop = popularity.expand_as(scores) if popularity.dim() == 1 else popularity
+    return (1.0 - share) * standardised(scores) + share * standardised(pop)
+
+
+def chunk_scores(model, method: str, chunk: list[np.ndarray], tables, histories=None):
+    """(batch, scores (B, N), loss curve or None, fast weights or None) of one chunk of users'
+    support rows, with a new shop's word overlap and popularity mixed in and popularity for
+    empty supports. ``histories``: the rows each user's item-item statistics leave out when
+    the shop's log holds the users' own supports (default: the supports themselves)."""
+    dev, n = model.device, len(model.catalogue)
+    support, mask, rank = support_tensors(chunk, model.meta.pos.shape[0], dev)
+    table = model.knn_t if method == "item-knn" else model.ease_t
+    if model.loo is not None and method in NETWORK:
+        own = chunk if histories is None else histories
+        rows = model.loo.rows(support, mask, [np.asarray(c) for c in own])
+    elif method in ("popularity", "text-similarity"):
+        rows = torch.zeros(*support.shape, 1, device=dev)
+    else:
+        rows = table_rows(*table, support, mask, n)
+    batch = UserBatch(support, mask, rank, rows)
+    scores, curve, phi = _method_scores(model, method, batch, tables)
+    if model.words is not None and method in NETWORK:
+        scores = with_words(scores, model.words.scores(support, mask))
+    if model.shop_popularity is not None and method in NETWORK:
+        scores = with_popularity(scores, model.shop_popularity, model.popularity_share)
+    empty = mask.sum(1) == 0
+    scores = torch.where(empty[:, None], model.pop_t[None, :], scores)
+    return batch, scores, curve, phi
+
+
 @torch.no_grad()
 def rank_users(
     model,
@@ -138,7 +176,7 @@ def rank_users(
     n_explain: int = 2,
 ) -> Ranked:
     """Top-``top`` item rows for each user's support rows (empty support -> popularity)."""
-    dev, n = model.device, len(model.catalogue)
+    n = len(model.catalogue)
     top = min(top, n)
     tables = model.tables()
     out_i, out_s, out_e, curves = [], [], [], []
@@ -146,20 +184,8 @@ def rank_users(
     step = chunk_size(k_max, n)
     for start in range(0, len(supports), step):
         chunk = supports[start : start + step]
-        support, mask, rank = support_tensors(chunk, model.meta.pos.shape[0], dev)
-        table = model.knn_t if method == "item-knn" else model.ease_t
-        if model.loo is not None and method in NETWORK:
-            rows = model.loo.rows(support, mask, [np.asarray(c) for c in chunk])
-        elif method in ("popularity", "text-similarity"):
-            rows = torch.zeros(*support.shape, 1, device=dev)
-        else:
-            rows = table_rows(*table, support, mask, n)
-        batch = UserBatch(support, mask, rank, rows)
-        scores, curve, phi = _method_scores(model, method, batch, tables)
-        if model.words is not None and method in NETWORK:
-            scores = with_words(scores, model.words.scores(support, mask))
-        empty = mask.sum(1) == 0
-        scores = torch.where(empty[:, None], model.pop_t[None, :], scores)
+        batch, scores, curve, phi = chunk_scores(model, method, chunk, tables)
+        support, mask = batch.support, batch.mask
         if exclude_support:
             scores = scores + support_penalty(batch, n)
         vals, idx = scores.topk(top, dim=1)

@@ -11,8 +11,10 @@ knows nothing of. Such a shop has no log but the shoppers' own first actions, so
 the request are its log: their popularity and co-occurrence (EASE) feed the network's item-item
 term, exactly as a shop's warm log does in training. The network's score is then combined with
 word overlap (TF-IDF cosine to the support, standardised per user like the network's score),
-because the text towers were learned on another shop's words. No shopper's later actions are
-used. Measured on held-out shops in benchmarks/README.md ("Another shop").
+because the text towers were learned on another shop's words, and with the supports' item
+counts where hiding each user's last support item shows they help (coldstart/shop_popularity).
+No shopper's later actions are used. Measured on held-out shops in benchmarks/README.md
+("Another shop").
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ def serve_new_shop(
     if support is None or len(support) == 0:
         return served
     from metarec_core.coldstart.model import parse_support
+    from metarec_core.coldstart.shop_popularity import choose_share, item_counts, use_counts
 
     users, rows, _ = parse_support(support, served.index)
     log = pd.DataFrame(
@@ -189,6 +192,9 @@ def serve_new_shop(
         return served
     shop = with_log(served, log, progress, includes_support=True)
     shop.pop_t = served.pop_t  # empty histories: the learned prior, not the supports' counts
+    share, gains = choose_share(shop, rows)
+    use_counts(shop, item_counts(rows, len(shop.catalogue)), share)
+    shop.report["served_catalogue"].update(popularity_share=share, popularity_share_gains=gains)
     return shop
 
 

@@ -139,8 +139,9 @@ def evaluate_transfer(
 
             trained = train_from(model, chosen, target_items, config, encoder=encoder)
             kept = trained.report["init_from"]["kept"]
-            score("init-from", n_all, rank_users(trained, rows_of, "adapted", 20).items)
-            out[-1]["kept"] = kept
+            as_served, share = trained.for_request(rows_of, "adapted")  # as recommend serves it
+            score("init-from", n_all, rank_users(as_served, rows_of, "adapted", 20).items)
+            out[-1].update(kept=kept, popularity_share=share)
     info = {
         "k": k,
         "seed": seed,

@@ -1,0 +1,85 @@
+"""A new shop's own popularity beside the network: how often each item appears in the shop's only
+log (the supports of the users served), mixed into the network's score with a share chosen on
+that log itself.
+
+A grocery-like shop is bought by popularity, and a few dozen shoppers' first items already show
+which products everyone buys; where taste is personal the counts only add noise. The share is
+chosen per request: each user's last support item is hidden and ranked from the others, the
+counts leaving that user out, and the share whose hidden items rank best is kept. A model
+trained on a new shop's first users (``train --init-from``) chooses the same way on each
+request, with its training log's counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+SHARES = (0.0, 0.1, 0.2, 0.35, 0.5)  # candidate shares of the counts in the score
+MAX_USERS = 400  # users whose hidden item chooses the share (seeded sample)
+MIN_USERS = 20  # fewer users with two support items or more: the counts stay out (share 0)
+CHUNK = 100  # users scored at once while choosing (fewer for a large catalogue)
+
+
+def item_counts(rows: list[np.ndarray], n: int) -> np.ndarray:
+    """(N,) number of users whose support rows hold each item row."""
+    flat = np.concatenate([np.unique(r) for r in rows]) if rows else np.zeros(0, np.int64)
+    return np.bincount(flat.astype(np.int64), minlength=n).astype(np.float32)
+
+
+def hidden_item_gain(ranks: torch.Tensor) -> torch.Tensor:
+    """(B,) discounted gain 1 / log2(rank + 2) of each user's hidden item at 0-based ``ranks``."""
+    return 1.0 / torch.log2(ranks.float() + 2.0)
+
+
+@torch.no_grad()
+def choose_share(
+    model, rows: list[np.ndarray], counts: np.ndarray | None = None, seed: int = 0
+) -> tuple[float, dict[str, float]]:
+    """The share of the shop's item counts that ranks users' hidden last support items best,
+    and the mean gain of each candidate share ({} when too few users have two support items).
+
+    ``model`` serves the shop (its counts not yet mixed in); ``rows``: each user's support rows.
+    ``counts`` (N,): the shop's log counts; by default the supports' own, each user left out of
+    the counts that rank their hidden item. Ties keep the smaller share. Mix the counts in with
+    ``use_counts``."""
+    from metarec_core.coldstart.recommend import chunk_scores, chunk_size, standardised
+    from metarec_core.coldstart.scoring import support_penalty
+
+    eligible = [u for u, r in enumerate(rows) if len(r) >= 2 and r[-1] not in r[:-1]]
+    if len(eligible) < MIN_USERS:
+        return 0.0, {}
+    rng = np.random.default_rng(seed)
+    picked = sorted(rng.permutation(eligible)[:MAX_USERS].tolist())
+    n, dev = len(model.catalogue), model.device
+    own_log = counts is None
+    total = torch.as_tensor(item_counts(rows, n) if own_log else counts, device=dev).float()
+    gains = {share: [] for share in SHARES}
+    tables = model.tables()
+    step = min(CHUNK, chunk_size(max(len(rows[u]) for u in picked), n))
+    for start in range(0, len(picked), step):
+        full = [np.asarray(rows[u], np.int64) for u in picked[start : start + step]]
+        shown = [r[:-1] for r in full]
+        batch, scores, _, _ = chunk_scores(model, "adapted", shown, tables, histories=full)
+        own = torch.zeros(len(full), n, device=dev)
+        for b, r in enumerate(full if own_log else []):
+            own[b, torch.as_tensor(np.unique(r), device=dev)] = 1.0
+        pop = standardised(torch.log1p(total[None, :] - own))  # counts leaving the user out
+        net = standardised(scores)
+        penalty = support_penalty(batch, n)
+        hidden = torch.as_tensor([r[-1] for r in full], device=dev)[:, None]
+        for share in SHARES:
+            mixed = (1.0 - share) * net + share * pop + penalty
+            ranks = (mixed > mixed.gather(1, hidden)).sum(1)
+            gains[share].append(hidden_item_gain(ranks))
+    means = {share: float(torch.cat(g).mean()) for share, g in gains.items()}
+    best = max(SHARES, key=lambda share: (means[share], -share))
+    return best, {f"{share:g}": round(v, 4) for share, v in means.items()}
+
+
+def use_counts(model, counts: np.ndarray, share: float) -> None:
+    """Mix ``share`` of the (N,) item ``counts`` into ``model``'s network scores (0: none)."""
+    model.popularity_share = float(share)
+    model.shop_popularity = (
+        torch.log1p(torch.as_tensor(counts, device=model.device).float()) if share > 0 else None
+    )
