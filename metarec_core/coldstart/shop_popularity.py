@@ -18,7 +18,6 @@ import torch
 SHARES = (0.0, 0.1, 0.2, 0.35, 0.5)  # candidate shares of the counts in the score
 MAX_USERS = 400  # users whose hidden item chooses the share (seeded sample)
 MIN_USERS = 20  # fewer users with two support items or more: the counts stay out (share 0)
-CHUNK = 100  # users scored at once while choosing (fewer for a large catalogue)
 
 
 def item_counts(rows: list[np.ndarray], n: int) -> np.ndarray:
@@ -56,7 +55,7 @@ def choose_share(
     total = torch.as_tensor(item_counts(rows, n) if own_log else counts, device=dev).float()
     gains = {share: [] for share in SHARES}
     tables = model.tables()
-    step = min(CHUNK, chunk_size(max(len(rows[u]) for u in picked), n))
+    step = chunk_size(max(len(rows[u]) for u in picked), n)
     for start in range(0, len(picked), step):
         full = [np.asarray(rows[u], np.int64) for u in picked[start : start + step]]
         shown = [r[:-1] for r in full]
