@@ -60,6 +60,13 @@ if result is not None:
             f"{zero['adapted']:.3f} at k = {k_used}: {zero['adapted'] / zero['text-tfidf']:.1f}x "
             "text-only TF-IDF."
         )
+    share = curve.attrs.get("popularity_share", 0.0)
+    if share > 0:
+        st.text(
+            f"This shop is bought by popularity: ranking each new shopper's last first action "
+            f"from their others showed it, so how many shoppers chose each product takes "
+            f"{share:g} of the model's score."
+        )
     view = curve.assign(**{"warm users seen": curve["target_users"].map(lambda n: f"{int(n):,}")})[
         ["method", "group", "warm users seen", "ndcg@10", "lo", "hi"]
     ]

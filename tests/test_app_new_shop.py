@@ -73,6 +73,9 @@ def test_new_shop_compares_the_other_shops_model_with_text_and_in_shop_methods(t
     grown = curve[curve["target_users"] > 0]
     assert set(grown["method"]) == {"popularity", "item-knn", "ease", "transfer+log"}
     assert curve["ndcg@10"].between(0, 1).all() and (curve["ndcg@10"] > 0).any()
+    from metarec_core.coldstart.shop_popularity import SHARES
+
+    assert curve.attrs["popularity_share"] in SHARES
     assert at.get("plotly_chart") and at.dataframe
 
 

@@ -47,14 +47,16 @@ def new_shop_curve(
 ) -> pd.DataFrame:
     """NDCG@10 (with a 95% interval) of the shop's held-out new users for the other shop's
     model, text-only similarity and in-shop baselines fit on 0, 100, 1,000 and all warm users
-    (evaluate/transfer_eval.py). Columns: method, group, target_users, ndcg@10, lo, hi."""
+    (evaluate/transfer_eval.py). Columns: method, group, target_users, ndcg@10, lo, hi;
+    ``attrs["popularity_share"]``: the share of the new shoppers' item counts in the model's
+    score with no log (coldstart/shop_popularity)."""
     from metarec_core.evaluate.transfer_eval import evaluate_transfer
 
     report = evaluate_transfer(
         model, interactions, items, k=k, seed=0, target_users=target_users, progress=progress
     )
     rows = report.rows
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "method": rows["method"],
             "group": rows["method"].map(GROUPS),
@@ -64,3 +66,5 @@ def new_shop_curve(
             "hi": rows["ndcg@10_hi"],
         }
     )
+    out.attrs["popularity_share"] = float(report.info["catalogue"].get("popularity_share", 0.0))
+    return out
