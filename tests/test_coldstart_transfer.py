@@ -316,6 +316,21 @@ def test_word_overlap_is_a_minority_share_of_a_new_shops_score():
     assert with_words(net, words, 1.0).argmax().item() == 3
 
 
+def test_evaluate_transfer_serves_the_init_from_model_as_recommend_does(source):
+    from metarec_core.coldstart.shop_popularity import SHARES
+    from metarec_core.evaluate.transfer_eval import evaluate_transfer
+
+    inter, items = shop("t", "mug", n_users=150)
+    report = evaluate_transfer(
+        source, inter, items, k=3, target_users=(0, 40), train_at=(40,), config=TINY,
+        encoder=FakeEncoder(),
+    )  # fmt: skip
+    row = report.rows[report.rows["method"] == "init-from"].iloc[0]
+    assert row["target_users"] == 40 and row["kept"] in ("transfer", "fresh")
+    assert row["popularity_share"] in SHARES and 0 <= row["ndcg@10"] <= 1
+    assert report.info["catalogue"]["popularity_share"] in SHARES  # the zero-log choice
+
+
 def test_cli_evaluate_cross_shop_from_a_source_model(source, tmp_path):
     import json
 
