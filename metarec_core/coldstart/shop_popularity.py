@@ -69,7 +69,7 @@ def choose_share(
         hidden = torch.as_tensor([r[-1] for r in full], device=dev)[:, None]
         for share in SHARES:
             mixed = (1.0 - share) * net + share * pop + penalty
-            ranks = (mixed > mixed.gather(1, hidden)).sum(1)
+            ranks = (mixed > mixed.gather(1, hidden)).sum(1)  # ties in the hidden item's favour
             gains[share].append(hidden_item_gain(ranks))
     means = {share: float(torch.cat(g).mean()) for share, g in gains.items()}
     best = max(SHARES, key=lambda share: (means[share], -share))
