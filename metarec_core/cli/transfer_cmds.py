@@ -30,12 +30,6 @@ def serve_items(model, path: str, method: str, support):
         "the rest by their text)",
         file=sys.stderr,
     )
-    if info.get("popularity_share", 0) > 0:
-        print(
-            f"the supports' item counts take {info['popularity_share']:g} of the score "
-            "(chosen by hiding each user's last support item)",
-            file=sys.stderr,
-        )
     if info["items_without_text"]:
         print(
             f"skipped {info['items_without_text']} item(s) of {path} with no text",

@@ -127,18 +127,19 @@ class ColdStartModel:
         )
 
     def for_request(self, supports: list[np.ndarray], method: str):
-        """(model to rank with, share of its log counts in the score): a model trained on a new
-        shop's first users (``train --init-from``) mixes in its log's item counts when the
-        request's own hidden support items say they help (coldstart/shop_popularity)."""
-        if (
-            "init_from" not in self.report
-            or method not in NETWORK
-            or self.shop_popularity is not None
-        ):
+        """(model to rank with, share of its log counts in the score): a new shop served with its
+        supports' counts keeps its share; a model trained on a new shop's first users
+        (``train --init-from``) mixes in its log's item counts when the request's own hidden
+        support items say they help (coldstart/shop_popularity)."""
+        if method not in NETWORK:
+            return self, 0.0
+        if self.shop_popularity is not None:
+            return self, self.popularity_share
+        if "init_from" not in self.report:
             return self, 0.0
         from metarec_core.coldstart.shop_popularity import choose_share, use_counts
 
-        share, _ = choose_share(self, supports, counts=self.pop)
+        share, _ = choose_share(self, supports, self.pop, rows_in_counts=False)
         if share == 0:
             return self, 0.0
         served = copy.copy(self)

@@ -132,12 +132,11 @@ def with_words(net: torch.Tensor, words: torch.Tensor, share: float = WORDS_SHAR
 
 
 def with_popularity(scores: torch.Tensor, popularity: torch.Tensor, share: float) -> torch.Tensor:
-    """(B, N) ``scores`` and a shop's (N,) or (B, N) log item counts, each standardised, mixed
+    """(B, N) ``scores`` and a shop's (N,) log item counts mixed as ``with_words`` mixes words,
     with ``share`` on the counts (``scores`` unchanged at share 0)."""
     if share <= 0:
         return scores
-    pop = popularity.expand_as(scores) if popularity.dim() == 1 else popularity
-    return (1.0 - share) * standardised(scores) + share * standardised(pop)
+    return with_words(scores, popularity.expand_as(scores), share)
 
 
 def chunk_scores(model, method: str, chunk: list[np.ndarray], tables, histories=None):

@@ -20,12 +20,6 @@ MAX_USERS = 400  # users whose hidden item chooses the share (seeded sample)
 MIN_USERS = 20  # fewer users with two support items or more: the counts stay out (share 0)
 
 
-def item_counts(rows: list[np.ndarray], n: int) -> np.ndarray:
-    """(N,) number of users whose support rows hold each item row."""
-    flat = np.concatenate([np.unique(r) for r in rows]) if rows else np.zeros(0, np.int64)
-    return np.bincount(flat.astype(np.int64), minlength=n).astype(np.float32)
-
-
 def hidden_item_gain(ranks: torch.Tensor) -> torch.Tensor:
     """(B,) discounted gain 1 / log2(rank + 2) of each user's hidden item at 0-based ``ranks``."""
     return 1.0 / torch.log2(ranks.float() + 2.0)
@@ -33,15 +27,15 @@ def hidden_item_gain(ranks: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def choose_share(
-    model, rows: list[np.ndarray], counts: np.ndarray | None = None, seed: int = 0
+    model, rows: list[np.ndarray], counts: np.ndarray, rows_in_counts: bool, seed: int = 0
 ) -> tuple[float, dict[str, float]]:
     """The share of the shop's item counts that ranks users' hidden last support items best,
     and the mean gain of each candidate share ({} when too few users have two support items).
 
-    ``model`` serves the shop (its counts not yet mixed in); ``rows``: each user's support rows.
-    ``counts`` (N,): the shop's log counts; by default the supports' own, each user left out of
-    the counts that rank their hidden item. Ties keep the smaller share. Mix the counts in with
-    ``use_counts``."""
+    ``model`` serves the shop (its counts not yet mixed in); ``rows``: each user's support rows;
+    ``counts`` (N,): users per item in the shop's log. ``rows_in_counts``: that log is these
+    supports, so each user is left out of the counts that rank their hidden item. Ties keep the
+    smaller share. Mix the counts in with ``use_counts``."""
     from metarec_core.coldstart.recommend import chunk_scores, chunk_size, standardised
     from metarec_core.coldstart.scoring import support_penalty
 
@@ -51,8 +45,7 @@ def choose_share(
     rng = np.random.default_rng(seed)
     picked = sorted(rng.permutation(eligible)[:MAX_USERS].tolist())
     n, dev = len(model.catalogue), model.device
-    own_log = counts is None
-    total = torch.as_tensor(item_counts(rows, n) if own_log else counts, device=dev).float()
+    total = torch.as_tensor(counts, device=dev).float()
     gains = {share: [] for share in SHARES}
     tables = model.tables()
     step = chunk_size(max(len(rows[u]) for u in picked), n)
@@ -61,7 +54,7 @@ def choose_share(
         shown = [r[:-1] for r in full]
         batch, scores, _, _ = chunk_scores(model, "adapted", shown, tables, histories=full)
         own = torch.zeros(len(full), n, device=dev)
-        for b, r in enumerate(full if own_log else []):
+        for b, r in enumerate(full if rows_in_counts else []):
             own[b, torch.as_tensor(np.unique(r), device=dev)] = 1.0
         pop = standardised(torch.log1p(total[None, :] - own))  # counts leaving the user out
         net = standardised(scores)

@@ -178,7 +178,7 @@ def serve_new_shop(
     if support is None or len(support) == 0:
         return served
     from metarec_core.coldstart.model import parse_support
-    from metarec_core.coldstart.shop_popularity import choose_share, item_counts, use_counts
+    from metarec_core.coldstart.shop_popularity import choose_share, use_counts
 
     users, rows, _ = parse_support(support, served.index)
     log = pd.DataFrame(
@@ -192,8 +192,8 @@ def serve_new_shop(
         return served
     shop = with_log(served, log, progress, includes_support=True)
     shop.pop_t = served.pop_t  # empty histories: the learned prior, not the supports' counts
-    share, gains = choose_share(shop, rows)
-    use_counts(shop, item_counts(rows, len(shop.catalogue)), share)
+    share, gains = choose_share(shop, rows, shop.pop, rows_in_counts=True)  # pop: users per item
+    use_counts(shop, shop.pop, share)
     shop.report["served_catalogue"].update(popularity_share=share, popularity_share_gains=gains)
     return shop
 
