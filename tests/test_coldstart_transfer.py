@@ -157,6 +157,8 @@ def test_train_from_a_log_too_small_to_validate_keeps_the_source_and_says_so(sou
 
 
 def test_a_model_of_a_new_shop_mixes_in_its_log_counts_where_the_request_shows_they_help(source):
+    from metarec_core.coldstart.transfer import serve_new_shop
+
     inter, items = shop("t", "mug", n_users=30)
     staples = ("t1", "t6", "t11")
     bought = pd.DataFrame(
@@ -180,6 +182,15 @@ def test_a_model_of_a_new_shop_mixes_in_its_log_counts_where_the_request_shows_t
     assert own.recommend(request, top=3).popularity_share == 0.0  # a model trained in-shop
     one = model.recommend(request[request["user_id"] == "n0"], top=3)
     assert one.popularity_share == 0.0  # one shopper cannot show it
+    # on another catalogue its counts are not its log's: only the supports' own choice counts
+    _, other = shop("o", "cup", n_items=200)
+    unique = pd.DataFrame(
+        [(f"u{u}", f"o{2 * u + p}", p) for u in range(20) for p in range(2)],
+        columns=["user_id", "item_id", "position"],
+    )
+    served = serve_new_shop(model, other, unique, encoder=FakeEncoder())
+    assert served.popularity_share == 0.0
+    assert served.recommend(unique, top=3).popularity_share == 0.0
 
 
 def test_cli_recommend_items_serves_another_catalogue(source, tmp_path):

@@ -135,8 +135,8 @@ class ColdStartModel:
             return self, 0.0
         if self.shop_popularity is not None:
             return self, self.popularity_share
-        if "init_from" not in self.report:
-            return self, 0.0
+        if "init_from" not in self.report or "served_catalogue" in self.report:
+            return self, 0.0  # its counts are its training log's only on its own catalogue
         from metarec_core.coldstart.shop_popularity import choose_share, use_counts
 
         share, _ = choose_share(self, supports, self.pop, rows_in_counts=False)
