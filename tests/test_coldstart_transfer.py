@@ -297,6 +297,23 @@ def test_a_new_shop_bought_by_popularity_mixes_in_its_supports_counts(source, tm
     assert few.report["served_catalogue"]["popularity_share_gains"] == {}
 
 
+def test_the_share_is_chosen_on_every_late_support_item_not_only_the_last(source):
+    from metarec_core.coldstart.transfer import serve_new_shop
+
+    _, items = shop("t", "mug", n_items=80)
+    staples = ("t1", "t6", "t11")
+    rows = []
+    for u in range(60):  # two staples first, then an item nobody else buys
+        rows.append((f"u{u}", staples[u % 3], 0))
+        rows.append((f"u{u}", staples[(u + 1) % 3], 1))
+        rows.append((f"u{u}", f"t{12 + u}", 2))
+    log = pd.DataFrame(rows, columns=["user_id", "item_id", "position"])
+    served = serve_new_shop(source, items, log, encoder=FakeEncoder())
+    info = served.report["served_catalogue"]
+    # the last items alone say the counts do not help; the hidden staples say they do
+    assert info["popularity_share"] > 0, info["popularity_share_gains"]
+
+
 def test_popularity_mix_leaves_the_score_alone_at_share_zero():
     from metarec_core.coldstart.recommend import with_popularity
 

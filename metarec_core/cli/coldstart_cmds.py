@@ -260,7 +260,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if recs.popularity_share > 0:
         print(
             f"the shop's item counts take {recs.popularity_share:g} of the score (chosen by "
-            "hiding each user's last support item)",
+            "hiding each user's last support items in turn)",
             file=sys.stderr,
         )
     if recs.fallback_users:

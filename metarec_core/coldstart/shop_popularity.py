@@ -4,8 +4,9 @@ that log itself.
 
 A grocery-like shop is bought by popularity, and a few dozen shoppers' first items already show
 which products everyone buys; where taste is personal the counts only add noise. The share is
-chosen per request: each user's last support item is hidden and ranked from the others, the
-counts leaving that user out, and the share whose hidden items rank best is kept. A model
+chosen per request: each of a user's last few support items is hidden in turn and ranked from
+the others, the counts leaving that user out, and the share whose hidden items rank best is
+kept. A model
 trained on a new shop's first users (``train --init-from``) chooses the same way on each
 request, with its training log's counts.
 """
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 
 SHARES = (0.0, 0.1, 0.2, 0.35, 0.5)  # candidate shares of the counts in the score
-MAX_USERS = 400  # users whose hidden item chooses the share (seeded sample)
+MAX_USERS = 400  # users whose hidden items choose the share (seeded sample)
+HIDDEN_PER_USER = 3  # each of a user's last three support items is hidden in turn
 MIN_USERS = 20  # fewer users with two support items or more: the counts stay out (share 0)
 
 
@@ -29,29 +31,38 @@ def hidden_item_gain(ranks: torch.Tensor) -> torch.Tensor:
 def choose_share(
     model, rows: list[np.ndarray], counts: np.ndarray, rows_in_counts: bool, seed: int = 0
 ) -> tuple[float, dict[str, float]]:
-    """The share of the shop's item counts that ranks users' hidden last support items best,
-    and the mean gain of each candidate share ({} when too few users have two support items).
+    """The share of the shop's item counts that ranks users' hidden support items best, and the
+    mean gain of each candidate share ({} when too few users have two support items).
 
     ``model`` serves the shop (its counts not yet mixed in); ``rows``: each user's support rows;
     ``counts`` (N,): users per item in the shop's log. ``rows_in_counts``: that log is these
-    supports, so each user is left out of the counts that rank their hidden item. Ties keep the
-    smaller share. Mix the counts in with ``use_counts``."""
+    supports, so each user is left out of the counts that rank their hidden items. Each of a
+    user's last ``HIDDEN_PER_USER`` items that appears once in the support is hidden in turn.
+    Ties keep the smaller share. Mix the counts in with ``use_counts``."""
     from metarec_core.coldstart.recommend import chunk_scores, chunk_size, standardised
     from metarec_core.coldstart.scoring import support_penalty
 
-    eligible = [u for u, r in enumerate(rows) if len(r) >= 2 and r[-1] not in r[:-1]]
+    rows = [np.asarray(r, np.int64) for r in rows]
+    eligible = [u for u, r in enumerate(rows) if len(np.unique(r)) >= 2]
     if len(eligible) < MIN_USERS:
         return 0.0, {}
     rng = np.random.default_rng(seed)
     picked = sorted(rng.permutation(eligible)[:MAX_USERS].tolist())
+    cases = [
+        (u, j)
+        for u in picked
+        for j in range(max(0, len(rows[u]) - HIDDEN_PER_USER), len(rows[u]))
+        if np.count_nonzero(rows[u] == rows[u][j]) == 1
+    ]
     n, dev = len(model.catalogue), model.device
     total = torch.as_tensor(counts, device=dev).float()
     gains = {share: [] for share in SHARES}
     tables = model.tables()
     step = chunk_size(max(len(rows[u]) for u in picked), n)
-    for start in range(0, len(picked), step):
-        full = [np.asarray(rows[u], np.int64) for u in picked[start : start + step]]
-        shown = [r[:-1] for r in full]
+    for start in range(0, len(cases), step):
+        part = cases[start : start + step]
+        full = [rows[u] for u, _ in part]
+        shown = [np.delete(r, j) for r, (_, j) in zip(full, part, strict=True)]
         batch, scores, _, _ = chunk_scores(model, "adapted", shown, tables, histories=full)
         own = torch.zeros(len(full), n, device=dev)
         for b, r in enumerate(full if rows_in_counts else []):
@@ -59,10 +70,10 @@ def choose_share(
         pop = standardised(torch.log1p(total[None, :] - own))  # counts leaving the user out
         net = standardised(scores)
         penalty = support_penalty(batch, n)
-        hidden = torch.as_tensor([r[-1] for r in full], device=dev)[:, None]
+        hidden = torch.as_tensor([r[j] for r, (_, j) in zip(full, part, strict=True)], device=dev)
         for share in SHARES:
             mixed = (1.0 - share) * net + share * pop + penalty
-            ranks = (mixed > mixed.gather(1, hidden)).sum(1)  # ties in the hidden item's favour
+            ranks = (mixed > mixed.gather(1, hidden[:, None])).sum(1)  # ties: hidden item's favour
             gains[share].append(hidden_item_gain(ranks))
     means = {share: float(torch.cat(g).mean()) for share, g in gains.items()}
     best = max(SHARES, key=lambda share: (means[share], -share))
