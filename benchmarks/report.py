@@ -18,9 +18,9 @@ END = "<!-- bench:tables:end -->"
 LIMITS: dict[str, str] = {
     "transfer_serve_2000_cold_s": (
         "embedding the 20,000 titles the model has never seen. The cold run less the warm one "
-        "(the same command, titles cached: 14.3 s) is MiniLM's forward pass, 55 s or about 360 "
-        "titles/s on the idle 2-core AVX2 EPYC of 2026-12-06 (int8 weights ran no faster there "
-        "and changed the embeddings). The cache makes it a one-off cost per title; "
+        "(the same command, titles cached: 21-23 s) is MiniLM's forward pass, 53-65 s or about "
+        "310-380 titles/s on the idle 2-core AVX2 EPYC of 2026-12-07 (int8 weights ran at most "
+        "1.7x faster and changed the embeddings). The cache makes it a one-off cost per title; "
         "`--device cuda` moves it to a GPU."
     ),
     "classify_10k_s": (
