@@ -6,9 +6,8 @@ A grocery-like shop is bought by popularity, and a few dozen shoppers' first ite
 which products everyone buys; where taste is personal the counts only add noise. The share is
 chosen per request: each of a user's last few support items is hidden in turn and ranked from
 the others, the counts leaving that user out, and the share whose hidden items rank best is
-kept. A model
-trained on a new shop's first users (``train --init-from``) chooses the same way on each
-request, with its training log's counts.
+kept. A model trained on a new shop's first users (``train --init-from``) chooses the same way
+on each request, with its training log's counts.
 """
 
 from __future__ import annotations
@@ -27,6 +26,12 @@ def hidden_item_gain(ranks: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.log2(ranks.float() + 2.0)
 
 
+def hidden_positions(row: np.ndarray) -> list[int]:
+    """Positions among the last ``HIDDEN_PER_USER`` of a support whose item appears once in it."""
+    start = max(0, len(row) - HIDDEN_PER_USER)
+    return [j for j in range(start, len(row)) if np.count_nonzero(row == row[j]) == 1]
+
+
 @torch.no_grad()
 def choose_share(
     model, rows: list[np.ndarray], counts: np.ndarray, rows_in_counts: bool, seed: int = 0
@@ -43,17 +48,13 @@ def choose_share(
     from metarec_core.coldstart.scoring import support_penalty
 
     rows = [np.asarray(r, np.int64) for r in rows]
-    eligible = [u for u, r in enumerate(rows) if len(np.unique(r)) >= 2]
+    hideable = {u: hidden_positions(r) for u, r in enumerate(rows) if len(np.unique(r)) >= 2}
+    eligible = [u for u, js in hideable.items() if js]
     if len(eligible) < MIN_USERS:
         return 0.0, {}
     rng = np.random.default_rng(seed)
     picked = sorted(rng.permutation(eligible)[:MAX_USERS].tolist())
-    cases = [
-        (u, j)
-        for u in picked
-        for j in range(max(0, len(rows[u]) - HIDDEN_PER_USER), len(rows[u]))
-        if np.count_nonzero(rows[u] == rows[u][j]) == 1
-    ]
+    cases = [(u, j) for u in picked for j in hideable[u]]
     n, dev = len(model.catalogue), model.device
     total = torch.as_tensor(counts, device=dev).float()
     gains = {share: [] for share in SHARES}
