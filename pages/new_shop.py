@@ -63,8 +63,8 @@ if result is not None:
     share = curve.attrs.get("popularity_share", 0.0)
     if share > 0:
         st.text(
-            f"This shop is bought by popularity: ranking each new shopper's last first action "
-            f"from their others showed it, so how many shoppers chose each product takes "
+            f"This shop is bought by popularity: ranking each new shopper's last few first "
+            f"actions from their others showed it, so how many shoppers chose each product takes "
             f"{share:g} of the model's score."
         )
     view = curve.assign(**{"warm users seen": curve["target_users"].map(lambda n: f"{int(n):,}")})[
