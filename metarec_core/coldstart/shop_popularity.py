@@ -48,7 +48,7 @@ def choose_share(
     from metarec_core.coldstart.scoring import support_penalty
 
     rows = [np.asarray(r, np.int64) for r in rows]
-    hideable = {u: hidden_positions(r) for u, r in enumerate(rows) if len(np.unique(r)) >= 2}
+    hideable = {u: hidden_positions(r) for u, r in enumerate(rows) if len(r) >= 2}
     eligible = [u for u, js in hideable.items() if js]
     if len(eligible) < MIN_USERS:
         return 0.0, {}

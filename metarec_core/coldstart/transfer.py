@@ -12,9 +12,9 @@ the request are its log: their popularity and co-occurrence (EASE) feed the netw
 term, exactly as a shop's warm log does in training. The network's score is then combined with
 word overlap (TF-IDF cosine to the support, standardised per user like the network's score),
 because the text towers were learned on another shop's words, and with the supports' item
-counts where hiding each user's last support items in turn shows they help (coldstart/shop_popularity).
-No shopper's later actions are used. Measured on held-out shops in benchmarks/README.md
-("Another shop").
+counts where hiding each user's last support items in turn shows they help
+(coldstart/shop_popularity). No shopper's later actions are used. Measured on held-out shops
+in benchmarks/README.md ("Another shop").
 """
 
 from __future__ import annotations
