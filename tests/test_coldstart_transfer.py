@@ -352,6 +352,29 @@ def test_word_overlap_is_a_minority_share_of_a_new_shops_score():
     assert with_words(net, words, 1.0).argmax().item() == 3
 
 
+def test_a_new_shops_score_joins_the_encoder_cosine_to_the_network_and_words(source, monkeypatch):
+    import metarec_core.coldstart.recommend as rec
+    from metarec_core.coldstart.transfer import serve_new_shop
+
+    _, items = shop("t", "mug")
+    served = serve_new_shop(source, items, None, encoder=FakeEncoder())
+    rows, tables, share = [np.array([0, 5]), np.array([3])], served.tables(), rec.ENCODER_SHARE
+    assert 0 < share < 0.5
+    _, joined, _, _ = rec.chunk_scores(served, "adapted", rows, tables)
+    monkeypatch.setattr(rec, "ENCODER_SHARE", 0.0)
+    _, alone, _, _ = rec.chunk_scores(served, "adapted", rows, tables)
+    cosine = torch.stack([served.text[r].sum(0) @ served.text.T for r in rows])
+    expected = (1 - share) * rec.standardised(alone) + share * rec.standardised(cosine)
+    assert not torch.allclose(joined, alone, atol=1e-3)
+    assert torch.allclose(joined, expected, atol=1e-4)
+    # a model serving its own catalogue has no such mix
+    own = rec.chunk_scores(source, "adapted", [np.array([0, 5])], source.tables())[1]
+    monkeypatch.setattr(rec, "ENCODER_SHARE", share)
+    assert torch.equal(
+        own, rec.chunk_scores(source, "adapted", [np.array([0, 5])], source.tables())[1]
+    )
+
+
 def test_evaluate_transfer_serves_the_init_from_model_as_recommend_does(source):
     from metarec_core.coldstart.shop_popularity import SHARES
     from metarec_core.evaluate.transfer_eval import evaluate_transfer

@@ -113,7 +113,7 @@ def _method_scores(model, method: str, batch: UserBatch, tables):
     if method in ("item-knn", "ease"):
         return batch.rows.sum(1), None, None
     if method == "text-similarity":
-        return (model.text[s] * m[..., None]).sum(1) @ model.text.T, None, None
+        return encoder_cosine(model.text, s, m), None, None
     raise ValueError(method)
 
 
@@ -123,12 +123,19 @@ def standardised(scores: torch.Tensor) -> torch.Tensor:
 
 
 WORDS_SHARE = 0.25  # word overlap's share of a new shop's score (benchmarks/README.md)
+ENCODER_SHARE = 0.3  # the encoder cosine's share of the network and words mixed (same README)
 
 
 def with_words(net: torch.Tensor, words: torch.Tensor, share: float = WORDS_SHARE) -> torch.Tensor:
     """(B, N) the network's and the word overlap's scores, each standardised, mixed with
     ``share`` on the words."""
     return (1.0 - share) * standardised(net) + share * standardised(words)
+
+
+def encoder_cosine(text: torch.Tensor, support: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N) summed cosine of every item's text embedding (``text`` (N, T), unit rows) to each
+    user's valid support items (``support``, ``mask`` (B, K))."""
+    return (text[support] * mask[..., None]).sum(1) @ text.T
 
 
 def with_popularity(scores: torch.Tensor, popularity: torch.Tensor, share: float) -> torch.Tensor:
@@ -156,8 +163,9 @@ def chunk_scores(model, method: str, chunk: list[np.ndarray], tables, histories=
         rows = table_rows(*table, support, mask, n)
     batch = UserBatch(support, mask, rank, rows)
     scores, curve, phi = _method_scores(model, method, batch, tables)
-    if model.words is not None and method in NETWORK:
+    if model.words is not None and method in NETWORK:  # a new shop: its text beside the network
         scores = with_words(scores, model.words.scores(support, mask))
+        scores = with_words(scores, encoder_cosine(model.text, support, mask), ENCODER_SHARE)
     if model.shop_popularity is not None and method in NETWORK:
         scores = with_popularity(scores, model.shop_popularity, model.popularity_share)
     empty = mask.sum(1) == 0

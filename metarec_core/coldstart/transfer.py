@@ -9,12 +9,13 @@ learned prior (what the network scores highest for an empty history) instead of 
 ``serve_new_shop(model, items, support)`` is what ``recommend --items`` uses for a shop the model
 knows nothing of. Such a shop has no log but the shoppers' own first actions, so the supports of
 the request are its log: their popularity and co-occurrence (EASE) feed the network's item-item
-term, exactly as a shop's warm log does in training. The network's score is then combined with
-word overlap (TF-IDF cosine to the support, standardised per user like the network's score),
-because the text towers were learned on another shop's words, and with the supports' item
-counts where hiding each user's last support items in turn shows they help
-(coldstart/shop_popularity). No shopper's later actions are used. Measured on held-out shops
-in benchmarks/README.md ("Another shop").
+term, exactly as a shop's warm log does in training. Because the text towers were learned on
+another shop's words, the network's score is then combined with word overlap (TF-IDF cosine to
+the support) and the encoder's own cosine to the support, each standardised per user like the
+network's score (``recommend.chunk_scores``), and with the supports' item counts where hiding
+each user's last support items in turn shows they help (coldstart/shop_popularity). No
+shopper's later actions are used. Measured on held-out shops in benchmarks/README.md ("Another
+shop").
 """
 
 from __future__ import annotations
