@@ -234,6 +234,7 @@ d1.download_button(
     file_name=f"{dataset}-new-categories.csv",
     mime="text/csv",
     key="cat_csv",
+    on_click="ignore",
 )
 d2.download_button(
     "Download stakeholder report (HTML)",
@@ -241,4 +242,5 @@ d2.download_button(
     file_name=f"{dataset}-new-categories-report.html",
     mime="text/html",
     key="cat_report",
+    on_click="ignore",
 )

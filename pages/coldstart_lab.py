@@ -266,4 +266,5 @@ st.download_button(
     file_name=f"{dataset}-cold-start-report.html",
     mime="text/html",
     key="cs_report",
+    on_click="ignore",
 )

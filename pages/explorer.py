@@ -69,6 +69,7 @@ with tab_slice:
         file_name=f"{dataset}-slice.csv",
         mime="text/csv",
         key="ex_dl_slice",
+        on_click="ignore",
     )
 
 with tab_sql:
@@ -100,4 +101,5 @@ with tab_sql:
                 file_name="query.csv",
                 mime="text/csv",
                 key="ex_dl_sql",
+                on_click="ignore",
             )
