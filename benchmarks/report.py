@@ -24,15 +24,17 @@ LIMITS: dict[str, str] = {
         "`--device cuda` moves it to a GPU."
     ),
     "classify_10k_s": (
-        "label propagation's exact neighbour search over all 10,000 items (the N x N product in "
-        "640 dimensions, MiniLM's 384 and the titles' 256 hashed word features, and each row's "
-        "top 10): about 0.9 of 1.2-1.35 s on the 2-core AVX2 EPYC of 2026-12-06, where bfloat16 is "
-        "emulated and the search runs in float32 (only the blocks on one side of the diagonal "
-        "are multiplied). The word features take 0.18 s, for +0.006 to +0.017 all-way accuracy "
-        "on every held-out set. Approximate searches were measured and not adopted: on "
-        "principal components the top-10 selection over N x N still dominates (0.68 s at 128 "
-        "dimensions), and a clustered search (0.42 s) lost 0.002 all-way accuracy on every set "
-        "(benchmarks/README.md)."
+        "label propagation's exact neighbour search over all 10,000 items: the N x N product in "
+        "640 dimensions (MiniLM's 384 and the titles' 256 hashed word features), about 0.45 s "
+        "of float32 matrix products on the idle 2-core AVX2 EPYC of 2026-12-07 (bfloat16 is "
+        "emulated there), then compiled scans keeping each row's top 10 (0.1 s). Approximate "
+        "searches lost all-way accuracy on every held-out set (benchmarks/README.md)."
+    ),
+    "classify_10k_768d_s": (
+        "the same exact neighbour search in 1,024 dimensions (mpnet's 768 and the 256 word "
+        "features): its product alone is about 0.7 s on the idle 2-core AVX2 EPYC of "
+        "2026-12-07, so there the whole call stays over 1 s. Approximate searches lost all-way "
+        "accuracy on every held-out set."
     ),
     "explorer_10m_p50_ms": (
         "the figure is the *slowest* page query. Whole-log aggregations are answered from the "

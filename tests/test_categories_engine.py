@@ -385,46 +385,6 @@ def test_names_beat_chance_only_clearly_above_it():
     assert not names_beat_chance(names[one], np.arange(25), names)
 
 
-def test_neighbour_search_stays_float32_on_cpus_without_bfloat16(monkeypatch):
-    """Emulated bfloat16 is ~100x slower than float32 (3.1 s against 0.03 s on an AVX2 CPU), so
-    it is only considered where the CPU has bfloat16 instructions."""
-    import torch
-
-    from metarec_core import device
-    from metarec_core.categories import protonet
-
-    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    protonet._search_dtype.cache_clear()
-    try:
-        assert protonet._search_dtype() == torch.float32
-    finally:
-        protonet._search_dtype.cache_clear()
-
-
-@pytest.mark.parametrize(("n", "k", "chunk"), [(50, 5, 16), (37, 10, 8), (12, 11, 5), (2, 1, 1)])
-def test_blockwise_neighbour_search_finds_the_exact_nearest(n, k, chunk):
-    """The search multiplies only the blocks on one side of the diagonal; every row must still get
-    its exact k nearest other rows, whatever the block size (last blocks partial, smaller than k)."""
-    import torch
-
-    from metarec_core.categories.protonet import _nearest, knn_graph
-
-    z = l2n(np.random.default_rng(n).normal(size=(n, 6))).astype(np.float32)
-    sims = z @ z.T
-    np.fill_diagonal(sims, -np.inf)
-    want = np.sort(-np.sort(-sims, axis=1)[:, :k], axis=1)  # the k largest similarities per row
-    got = _nearest(torch.from_numpy(z), k, chunk).numpy()
-    assert (got != np.arange(n)[:, None]).all()  # never its own neighbour
-    assert all(len(set(row)) == k for row in got)  # k distinct neighbours
-    np.testing.assert_allclose(np.sort(np.take_along_axis(sims, got, 1), axis=1), want, atol=1e-6)
-    graph = knn_graph(z, k, chunk=chunk).toarray()
-    np.testing.assert_allclose(graph, graph.T, atol=1e-6)  # symmetric
-    edges = np.zeros((n, n), bool)
-    edges[np.repeat(np.arange(n), k), got.ravel()] = True
-    edges |= edges.T
-    assert ((graph > 0) <= edges).all()  # edges only between neighbours
-
-
 def test_one_shot_name_prior_needs_twice_chance_and_a_fifth_of_the_support():
     """At 1 shot (nothing to leave out) the names are used when they alone recognise at least
     2 / C of the examples and at least a fifth: 2 of 5 in a 5-way task, 5 of 25 in a 25-way one."""

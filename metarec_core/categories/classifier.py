@@ -76,11 +76,10 @@ def clean_frame(df: pd.DataFrame, what: str, with_category: bool) -> tuple[pd.Da
     out = pd.DataFrame({"item_id": ids.astype(object), "title": titles.astype(object)})
     if out["item_id"].isna().any() or out["item_id"].astype(str).str.strip().eq("").any():
         raise ValidationError(f"{what}: some rows have an empty item_id")
-    out["item_id"] = out["item_id"].map(_id_text)
-    out["title"] = out["title"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    out["item_id"] = _id_texts(ids)
+    out["title"] = _texts(titles)
     if with_category:
-        cats = df[_column(df, CATEGORY_COLUMNS, "category", what)]
-        out["category"] = cats.map(lambda v: "" if pd.isna(v) else str(v).strip())
+        out["category"] = _texts(df[_column(df, CATEGORY_COLUMNS, "category", what)])
         if out["category"].eq("").any():
             n = int(out["category"].eq("").sum())
             raise ValidationError(f"{what}: {n} row(s) have an empty category")
@@ -91,6 +90,19 @@ def clean_frame(df: pd.DataFrame, what: str, with_category: bool) -> tuple[pd.Da
         )
     empty = out["title"].eq("")
     return out[~empty].reset_index(drop=True), int(empty.sum())
+
+
+def _texts(values: pd.Series) -> pd.Series:
+    """Values as stripped text (object dtype), missing ones as ""."""
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return text.astype(object)
+
+
+def _id_texts(ids: pd.Series) -> pd.Series:
+    """Ids as text: integers (also those read as floats, 12.0) without a decimal point."""
+    if pd.api.types.infer_dtype(ids, skipna=True) in ("string", "integer"):
+        return _texts(ids)
+    return ids.map(_id_text).astype(object)
 
 
 def _id_text(v) -> str:

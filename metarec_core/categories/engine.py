@@ -16,6 +16,7 @@ import numpy as np
 from metarec_core.categories.config import EngineConstants
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.protonet import (
+    class_sums,
     hub_corrected,
     knn_graph,
     l2n,
@@ -79,8 +80,7 @@ def leave_one_out_scores(
     Item i is scored against every prototype, its own class's rebuilt without it. An item alone
     in its class can only be scored when a name prior exists; otherwise pred = -1, sim = nan.
     """
-    sums = np.zeros((n_classes, zs.shape[1]))
-    np.add.at(sums, ys, zs)
+    sums = class_sums(zs, ys, n_classes)  # (C, D)
     counts = np.bincount(ys, minlength=n_classes)
     w_all = name_weights(weight, counts, by_shots)  # (C,)
     protos = _with_names(l2n(sums / np.maximum(counts, 1)[:, None]), z_names, w_all)

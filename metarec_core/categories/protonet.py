@@ -6,14 +6,9 @@ time (fast on cached embeddings), the torch module is what meta-training learns.
 
 from __future__ import annotations
 
-import time
-from functools import lru_cache
-
 import numpy as np
 import torch
 from torch import nn
-
-from metarec_core.device import cpu_has_bf16
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -22,10 +17,16 @@ def l2n(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-12)
 
 
+def class_sums(z: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Sums (C, D) in float64 of the rows of ``z`` (N, D) per integer label (N,) in [0, C)."""
+    members = np.zeros((n_classes, len(labels)))
+    members[labels, np.arange(len(labels))] = 1.0
+    return members @ z.astype(np.float64)
+
+
 def prototypes(z: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Class means of ``z`` (N, D) for integer ``labels`` (N,) in [0, n_classes) -> (C, D)."""
-    out = np.zeros((n_classes, z.shape[1]), dtype=np.float64)
-    np.add.at(out, labels, z)
+    out = class_sums(z, labels, n_classes)
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     return (out / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
 
@@ -64,82 +65,25 @@ def reestimated_prototypes(
     return l2n(protos + weight * l2n(held.astype(np.float32)))
 
 
-@lru_cache(maxsize=1)
-def _search_dtype() -> torch.dtype:
-    """bfloat16 when this CPU multiplies it clearly faster than float32, else float32.
-
-    Only CPUs with bfloat16 instructions (AVX512-BF16, AMX) are timed, on a small product, once
-    per process: elsewhere bfloat16 is emulated, and on an AVX2 machine a 512 x 384 x 4096 product
-    took 3.1 s in bfloat16 against 0.03 s in float32.
-    """
-    if not cpu_has_bf16():
-        return torch.float32
-    a, b = torch.randn(256, 384), torch.randn(384, 2048)
-
-    def best(dtype: torch.dtype) -> float:
-        x, y = a.to(dtype), b.to(dtype)
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            x @ y
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    return torch.bfloat16 if best(torch.bfloat16) * 1.5 < best(torch.float32) else torch.float32
-
-
-def _nearest(z: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
-    """Indices (N, k) of each unit row's k nearest other rows of ``z`` (N, D) by dot product.
-
-    The product is symmetric, so only blocks on and above the diagonal are multiplied; each
-    block gives candidates to its rows and, transposed, to its columns, merged into a running
-    top k per row.
-    """
-    n = len(z)
-    best_v = torch.full((n, k), -3.0, dtype=z.dtype)
-    best_i = torch.zeros((n, k), dtype=torch.long)
-
-    def merge(rows: slice, sims: torch.Tensor, offset: int) -> None:
-        v, i = sims.topk(min(k, sims.shape[1]), dim=1, sorted=False)
-        v, i = torch.cat([best_v[rows], v], 1), torch.cat([best_i[rows], i + offset], 1)
-        keep = v.topk(k, dim=1, sorted=False).indices
-        best_v[rows], best_i[rows] = v.gather(1, keep), i.gather(1, keep)
-
-    for a in range(0, n, chunk):
-        rows = slice(a, min(a + chunk, n))
-        for b in range(a, n, chunk):
-            cols = slice(b, min(b + chunk, n))
-            s = z[rows] @ z[cols].T  # (A, B)
-            if a == b:
-                s.fill_diagonal_(-2.0)  # not its own neighbour
-            merge(rows, s, b)
-            if a != b:
-                merge(cols, s.T.contiguous(), a)
-    return best_i
-
-
-def knn_graph(z: np.ndarray, k: int, power: float = 3.0, chunk: int = 1024):
+def knn_graph(z: np.ndarray, k: int, power: float = 3.0):
     """Symmetric, degree-normalised k-nearest-neighbour graph of unit rows ``z`` (N, D).
 
     Edge weights are cosine similarities (negative ones clipped to 0) raised to ``power``, which
-    keeps the closest neighbours dominant. Neighbours are searched in bfloat16 where the CPU is
-    faster at it (the N x N product dominates the cost); the chosen edges' weights are exact.
-    Returns a scipy CSR matrix D^-1/2 W D^-1/2 (N, N).
+    keeps the closest neighbours dominant; the neighbours are exact (``neighbours.nearest``).
+    Returns a float32 scipy CSR matrix D^-1/2 W D^-1/2 (N, N).
     """
     from scipy.sparse import csr_matrix, diags
 
+    from metarec_core.categories.neighbours import nearest
+
     n = len(z)
-    k = max(1, min(k, n - 1))
-    zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
-    idx = _nearest(zt.to(_search_dtype()), k, chunk)
-    val = np.zeros((n, k), np.float32)
-    for a in range(0, n, chunk):  # exact cosines of the chosen edges (B, k)
-        val[a : a + chunk] = torch.einsum("bd,bkd->bk", zt[a : a + chunk], zt[idx[a : a + chunk]])
+    idx, val = nearest(z, k)  # (N, k) each
     w = np.maximum(val, 0.0).ravel() ** power
-    graph = csr_matrix((w, (np.repeat(np.arange(n), k), idx.numpy().ravel())), shape=(n, n))
+    rows = np.repeat(np.arange(n), idx.shape[1])
+    graph = csr_matrix((w, (rows, idx.ravel())), shape=(n, n))
     graph = graph + graph.T
     d = 1.0 / np.sqrt(np.maximum(np.asarray(graph.sum(1)).ravel(), 1e-12))
-    return (diags(d) @ graph @ diags(d)).tocsr()
+    return (diags(d) @ graph @ diags(d)).tocsr().astype(np.float32)
 
 
 def label_propagation(
