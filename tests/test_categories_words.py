@@ -72,3 +72,24 @@ def test_words_carry_a_category_the_encoder_misses_in_a_closed_set_only():
     open_on = score(on, xs, ys, xq, 3, open_set=True, texts=texts)  # thresholds: encoder space
     assert open_on.z_query.shape[1] == xq.shape[1]
     assert CategoryModel.plain().config.engine.word_weight == 0.0
+
+
+def test_titles_split_into_the_words_and_pairs_of_a_standard_analyser():
+    """Words of 2+ letters or digits, lower case, and each pair of adjacent words: what
+    scikit-learn's word 1-2 gram analyser gives, accents, digits and punctuation included."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from metarec_core.categories.words import _terms
+
+    texts = [
+        "Crème Brûlée, 2% Milk (Organic)",
+        "A b cd-ef_gh  ij",
+        "",
+        "über-Größe 500ml x 2",
+        "Ωmega 3 fish_oil",
+    ]
+    rows, terms, vocabulary = _terms(texts)
+    analyse = CountVectorizer(ngram_range=(1, 2)).build_analyzer()
+    for i, text in enumerate(texts):
+        got = sorted(vocabulary[t] for t in terms[rows == i])
+        assert got == sorted(analyse(text)), text
