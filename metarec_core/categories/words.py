@@ -2,7 +2,7 @@
 fitted on the task's own titles and hashed to a few hundred dimensions (each term to one
 dimension and sign given by its hash, which keeps dot products on average). Words a small
 encoder blurs, such as brand and product-line names, then count beside the encoder's meaning.
-Arrow's compiled kernels split the titles, so ten thousand titles take a few tens of ms."""
+Arrow's compiled kernels split the titles: ten thousand titles take about 0.1 s."""
 
 from __future__ import annotations
 
