@@ -93,3 +93,25 @@ def test_titles_split_into_the_words_and_pairs_of_a_standard_analyser():
     for i, text in enumerate(texts):
         got = sorted(vocabulary[t] for t in terms[rows == i])
         assert got == sorted(analyse(text)), text
+
+
+def test_the_name_prior_is_judged_in_the_encoders_space_whatever_the_titles_words():
+    """Names have no word features, so whether they help is decided before the words join:
+    the same support decides the same way with or without its titles."""
+    rng = np.random.default_rng(3)
+    n_classes, shots = 8, 5
+    topics = l2n(rng.normal(size=(n_classes, 24)))
+    names = l2n(topics + 1.5 * rng.normal(size=topics.shape)).astype(np.float32)
+    model = CategoryModel.untrained()
+    decided = []
+    for seed in range(12):
+        r = np.random.default_rng(seed)
+        ys, yq = np.repeat(np.arange(n_classes), shots), np.repeat(np.arange(n_classes), 6)
+        xs = l2n(topics[ys] + 0.8 * r.normal(size=(len(ys), 24))).astype(np.float32)
+        xq = l2n(topics[yq] + 0.8 * r.normal(size=(len(yq), 24))).astype(np.float32)
+        vocab = [f"w{i}" for i in range(30)]
+        texts = [" ".join(r.choice(vocab, 3)) for _ in range(len(ys) + len(yq))]
+        with_titles = score(model, xs, ys, xq, n_classes, names, texts=texts).used_names
+        assert with_titles == score(model, xs, ys, xq, n_classes, names).used_names, seed
+        decided.append(with_titles)
+    assert 0 < sum(decided) < len(decided)  # tasks on both sides of the decision

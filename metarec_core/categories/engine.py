@@ -195,13 +195,14 @@ def score(
     mean = pool.mean(0, keepdims=True) if cfg.center else 0.0
     zs, zq = model.transform(xs, mean), model.transform(xq, mean)
     z_names = model.transform(x_names, mean) if x_names is not None else None
-    if texts is not None and cfg.word_weight > 0 and n_classes >= 2 and not open_set:
-        zs, zq, z_names = with_words(zs, zq, z_names, texts, cfg.word_weight, cfg.word_dims)
     by_shots = cfg.name_weight_by_shots
+    # the names are judged in the encoder's space, where they live (they get no word features)
     if n_classes == 1:  # leave-one-out cannot compare categories: ask the queries instead
         used_names = _name_describes_one(zs, zq, z_names, cfg)
     else:
         used_names = _decide_names(zs, ys, n_classes, z_names, cfg)
+    if texts is not None and cfg.word_weight > 0 and n_classes >= 2 and not open_set:
+        zs, zq, z_names = with_words(zs, zq, z_names, texts, cfg.word_weight, cfg.word_dims)
     weight = cfg.name_weight if used_names else 0.0
     loo_pred, loo_sim = leave_one_out_scores(zs, ys, n_classes, z_names, weight, by_shots)
     w_class = name_weights(weight, np.bincount(ys, minlength=n_classes), by_shots)  # (C,)
