@@ -43,8 +43,8 @@ def word_features(texts: Sequence[str], dims: int) -> np.ndarray | None:
     rows, terms, vocabulary = _terms([str(t) for t in texts])
     if len(terms) == 0:  # no title has a word
         return None
-    pair = np.unique(rows * len(vocabulary) + terms)  # (title, term) once each
-    counts = np.bincount(np.searchsorted(pair, rows * len(vocabulary) + terms), minlength=len(pair))
+    # (title, term) once each, with its count in the title
+    pair, counts = np.unique(rows * len(vocabulary) + terms, return_counts=True)
     rows, terms = pair // len(vocabulary), pair % len(vocabulary)
     df = np.bincount(terms, minlength=len(vocabulary))  # titles holding each term
     if (np.bincount(rows[df[terms] >= 2], minlength=n) > 0).mean() < MIN_SHARING:
