@@ -35,6 +35,15 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return torch.device(spec)
 
 
+def available_device(spec: str = "auto") -> torch.device:
+    """``resolve_device`` for a stored setting (a model's config): a GPU it names that this
+    machine lacks gives the CPU instead of an error, so the model still runs here."""
+    try:
+        return resolve_device(spec)
+    except MetaRecError:
+        return torch.device("cpu")
+
+
 def device_label(device: torch.device) -> str:
     """A short label for badges: "CPU" or the GPU's name."""
     if device.type == "cuda":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from metarec_core.categories import neighbours
 from metarec_core.categories.neighbours import nearest
 from metarec_core.categories.protonet import knn_graph, l2n
 
@@ -88,3 +90,52 @@ def test_bfloat16_search_still_finds_near_neighbours(monkeypatch):
     found = np.sort(np.take_along_axis(z @ z.T, got, 1), axis=1)
     np.testing.assert_allclose(found, _k_largest(z @ z.T, 5), atol=2e-2)
     np.testing.assert_allclose(val, np.take_along_axis(z @ z.T, got, 1), atol=1e-6)  # exact
+
+
+def test_block_search_with_torch_matches_brute_force():
+    """The GPU's search (blocks of rows against all rows, torch.topk) run on the CPU, with
+    blocks that leave a partial last one: the same exact neighbours and float32 values."""
+    rng = np.random.default_rng(3)
+    z = l2n(rng.normal(size=(700, 24))).astype(np.float32)
+    sims = z @ z.T
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(neighbours, "GPU_BLOCK_BYTES", 4 * 700 * 96)  # 96 rows a block: 8 blocks
+        got, val = neighbours.nearest_on(z, 9, torch.device("cpu"))
+    assert (got != np.arange(700)[:, None]).all()
+    found = np.sort(np.take_along_axis(sims, got, 1), axis=1)
+    np.testing.assert_allclose(found, _k_largest(sims, 9), atol=1e-6)
+    np.testing.assert_allclose(val, np.take_along_axis(sims, got, 1), atol=1e-6)
+
+
+def test_exact_values_in_blocks_equal_one_product():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(50, 8)).astype(np.float32)
+    idx = rng.integers(0, 50, size=(50, 3))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(neighbours, "EXACT_BLOCK_BYTES", 4 * 3 * 8 * 7)  # 7 rows a block
+        got = neighbours.exact_values(z, idx)
+    np.testing.assert_allclose(got, np.einsum("nd,nkd->nk", z, z[idx]), rtol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_search_on_a_gpu_matches_the_cpu_search():
+    rng = np.random.default_rng(5)
+    z = l2n(rng.normal(size=(3000, 64))).astype(np.float32)
+    cpu, _ = nearest(z, 10)
+    gpu, val = nearest(z, 10, device=torch.device("cuda"))
+    sims = z @ z.T
+    np.testing.assert_allclose(
+        np.sort(np.take_along_axis(sims, gpu, 1), 1),
+        np.sort(np.take_along_axis(sims, cpu, 1), 1),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(val, np.take_along_axis(sims, gpu, 1), atol=1e-6)
+
+
+def test_a_stored_gpu_setting_runs_on_the_cpu_without_one():
+    from metarec_core.device import available_device
+
+    assert available_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert available_device("auto").type == expected
+    assert available_device("cuda:7").type == ("cuda" if torch.cuda.device_count() > 7 else "cpu")

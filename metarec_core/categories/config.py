@@ -137,7 +137,8 @@ class CategoryConfig:
         weight_decay: AdamW weight decay on the projection (keeps it near the identity).
         temperature: initial scale of cosine logits (learned during meta-training).
         seed: seed for episode sampling, initialisation and the open-set mixture.
-        device: "auto" | "cpu" | "cuda" | "cuda:N" for meta-training.
+        device: "auto" | "cpu" | "cuda" | "cuda:N" for meta-training and the propagation
+            graph's neighbour search (a GPU this machine lacks: the CPU).
         engine: the measured constants of classification (``EngineConstants``).
     """
 

@@ -26,6 +26,7 @@ from metarec_core.categories.protonet import (
     softmax,
 )
 from metarec_core.categories.words import with_words
+from metarec_core.device import available_device
 
 
 @dataclass
@@ -273,7 +274,11 @@ def _query_probs(
     if cfg.propagate_alpha <= 0 or len(zq) < max(cfg.propagate_min_queries, 2 * n_classes):
         return probs
     alpha = propagation_alpha(cfg, len(zq), n_classes)
-    graph = knn_graph(np.concatenate([zs, zq]).astype(np.float32), cfg.propagate_neighbors)
+    graph = knn_graph(
+        np.concatenate([zs, zq]).astype(np.float32),
+        cfg.propagate_neighbors,
+        device=available_device(model.config.device),
+    )
 
     def spread(prior: np.ndarray) -> np.ndarray:
         k, w = cfg.propagate_neighbors, cfg.propagate_prior

@@ -4,7 +4,8 @@ The similarity matrix is computed in strips above the diagonal (it is symmetric)
 and each strip is scanned once by small compiled loops that keep a running top k per row: a
 value enters only when it beats the row's current k-th best, so after the first strips nearly
 every value costs one comparison. Rows of a strip and the strip's columns below it belong to
-different items, so their scans run in parallel threads without sharing any row.
+different items, so their scans run in parallel threads without sharing any row. On a GPU the
+similarities of blocks of rows to all rows go straight through ``torch.topk``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from metarec_core.device import cpu_has_bf16
 STRIP_ROWS = 512  # rows per strip: the product's own blocking is most efficient near this
 STRIP_COLS = 8192  # columns per block of a strip, which caps its memory at 16 MB
 TILE = 64  # values compared at once before any of them is offered
+GPU_MIN_ROWS = 2048  # smaller searches stay on the CPU, where they take milliseconds
+GPU_BLOCK_BYTES = 1 << 28  # a GPU block of similarities (rows x all rows) holds at most 256 MB
+EXACT_BLOCK_BYTES = 1 << 26  # the gathered neighbours of one block of rows recomputed in float32
 
 
 @lru_cache(maxsize=1)
@@ -107,14 +111,21 @@ def _cuts(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
 
 
 def nearest(
-    z: np.ndarray, k: int, rows: int = STRIP_ROWS, cols: int = STRIP_COLS
+    z: np.ndarray,
+    k: int,
+    rows: int = STRIP_ROWS,
+    cols: int = STRIP_COLS,
+    device: torch.device | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k nearest other rows of ``z`` (N, D) by dot product: indices (N, k) and their
     exact float32 similarities (N, k), in no particular order (``k`` at most N - 1).
-    ``rows``/``cols``: the strip and block sizes."""
+    ``rows``/``cols``: the CPU's strip and block sizes. ``device``: a GPU searches there when
+    N is at least ``GPU_MIN_ROWS``; None or the CPU search on the CPU."""
     n = len(z)
     k = max(1, min(k, n - 1))
     z = np.ascontiguousarray(z, dtype=np.float32)
+    if device is not None and device.type != "cpu" and n >= GPU_MIN_ROWS:
+        return nearest_on(z, k, device)
     zb = torch.from_numpy(z).to(torch.bfloat16) if search_dtype() == torch.bfloat16 else None
     best_v = np.full((n, k), -np.inf, np.float32)
     best_i = np.zeros((n, k), np.int64)
@@ -140,5 +151,36 @@ def nearest(
                 for job in jobs:
                     job.result()
     if zb is not None:  # similarities rounded by bfloat16: recompute the chosen ones
-        best_v = np.einsum("nd,nkd->nk", z, z[best_i]).astype(np.float32)
+        best_v = exact_values(z, best_i)
     return best_i, best_v
+
+
+def exact_values(z: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(N, k) float32 dot products of each row of ``z`` (N, D) with its rows ``idx`` (N, k),
+    a block of rows at a time so the gathered rows stay within ``EXACT_BLOCK_BYTES``."""
+    n, k = idx.shape
+    out = np.empty((n, k), np.float32)
+    step = max(1, EXACT_BLOCK_BYTES // max(4 * k * z.shape[1], 1))
+    for a in range(0, n, step):
+        out[a : a + step] = np.einsum("nd,nkd->nk", z[a : a + step], z[idx[a : a + step]])
+    return out
+
+
+def nearest_on(z: np.ndarray, k: int, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """``nearest`` computed with torch on ``device``: each block of rows is multiplied with all
+    rows and ``torch.topk`` keeps its k largest, itself excluded. The chosen similarities are
+    recomputed in float32 on the CPU, whatever precision the device multiplied in."""
+    n = len(z)
+    k = max(1, min(k, n - 1))
+    z = np.ascontiguousarray(z, dtype=np.float32)
+    step = max(1, min(n, GPU_BLOCK_BYTES // (4 * n)))
+    idx = np.empty((n, k), np.int64)
+    with torch.no_grad():
+        zt = torch.from_numpy(z).to(device)
+        for a in range(0, n, step):
+            e = min(a + step, n)
+            s = zt[a:e] @ zt.T  # (rows, N)
+            own = torch.arange(e - a, device=device)
+            s[own, own + a] = -torch.inf
+            idx[a:e] = s.topk(k, dim=1).indices.cpu().numpy()
+    return idx, exact_values(z, idx)

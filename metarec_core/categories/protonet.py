@@ -65,19 +65,20 @@ def reestimated_prototypes(
     return l2n(protos + weight * l2n(held.astype(np.float32)))
 
 
-def knn_graph(z: np.ndarray, k: int, power: float = 3.0):
+def knn_graph(z: np.ndarray, k: int, power: float = 3.0, device: torch.device | None = None):
     """Symmetric, degree-normalised k-nearest-neighbour graph of unit rows ``z`` (N, D).
 
     Edge weights are cosine similarities (negative ones clipped to 0) raised to ``power``, which
-    keeps the closest neighbours dominant; the neighbours are exact (``neighbours.nearest``).
-    Returns a float32 scipy CSR matrix D^-1/2 W D^-1/2 (N, N).
+    keeps the closest neighbours dominant; the neighbours are exact (``neighbours.nearest``,
+    searched on ``device`` when that is a GPU). Returns a float32 scipy CSR matrix
+    D^-1/2 W D^-1/2 (N, N).
     """
     from scipy.sparse import csr_matrix, diags
 
     from metarec_core.categories.neighbours import nearest
 
     n = len(z)
-    idx, val = nearest(z, k)  # (N, k) each
+    idx, val = nearest(z, k, device=device)  # (N, k) each
     w = np.maximum(val, 0.0).ravel() ** power
     rows = np.repeat(np.arange(n), idx.shape[1])
     graph = csr_matrix((w, (rows, idx.ravel())), shape=(n, n))
