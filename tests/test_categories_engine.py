@@ -19,6 +19,7 @@ from metarec_core.categories.engine import (
 )
 from metarec_core.categories.episodes import EpisodeSampler
 from metarec_core.categories.protonet import (
+    best_example_sims,
     hub_corrected,
     l2n,
     label_propagation,
@@ -265,6 +266,35 @@ def test_score_applies_hub_correction_only_with_enough_queries():
         a, b = (score(m, xs, ys, xq, 3).probs for m in (on, off))
         assert (not np.allclose(a, b)) == differs
     assert CategoryModel.plain().config.engine.hub_correction == 0.0
+
+
+def test_best_example_sims_takes_each_categorys_closest_item():
+    rng = np.random.default_rng(0)
+    q, s = rng.normal(size=(7, 4)).astype(np.float32), rng.normal(size=(9, 4)).astype(np.float32)
+    y = np.array([2, 0, 2, 0, 0, 3, 2, 3, 0])
+    got = best_example_sims(q, s, y, 5)
+    for c in (0, 2, 3):
+        np.testing.assert_allclose(got[:, c], (q @ s[y == c].T).max(1), rtol=1e-6)
+    assert np.isnan(got[:, [1, 4]]).all()  # no items: no similarity
+    assert best_example_sims(q[:0], s, y, 5).shape == (0, 5)
+
+
+def test_a_varied_category_keeps_queries_near_one_of_its_examples():
+    """Category 0 has two kinds of product (e1, e2), so its prototype sits between them;
+    category 1's (mostly e1, some e3) is closer to a query of the first kind. The closest
+    example's share gives that query to category 0; prototypes alone give it to category 1."""
+    e = np.eye(4, dtype=np.float32)
+    xs = np.stack([e[0], e[1], e[0], e[1], l2n(0.75 * e[0] + 0.66 * e[2])])
+    ys = np.array([0, 0, 0, 0, 1])
+    xq = l2n(e[0] + 0.05 * e[3])[None, :]
+    flat = dict(center=False, name_weight=0.0, propagate_alpha=0.0, hub_correction=0.0)
+    with_share, without = (
+        CategoryModel.untrained(CategoryConfig(engine=EngineConstants(**flat, example_share=w)))
+        for w in (0.3, 0.0)
+    )
+    assert score(with_share, xs, ys, xq, 2).pred[0] == 0
+    assert score(without, xs, ys, xq, 2).pred[0] == 1
+    assert CategoryModel.plain().config.engine.example_share == 0.0
 
 
 def test_reestimated_prototypes_move_towards_the_queries_their_category_holds():

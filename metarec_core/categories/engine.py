@@ -16,6 +16,7 @@ import numpy as np
 from metarec_core.categories.config import EngineConstants
 from metarec_core.categories.model import CategoryModel
 from metarec_core.categories.protonet import (
+    best_example_sims,
     class_sums,
     hub_corrected,
     knn_graph,
@@ -256,13 +257,18 @@ def _query_probs(
     sims: np.ndarray,
 ) -> np.ndarray:
     """Closed-set probabilities (Q, C) of the queries from their similarities ``sims`` (Q, C) to
-    ``protos``: hub-corrected, then, with enough queries, label propagation, prototypes
+    ``protos``, each mixed with the similarity to the category's closest labelled item in
+    ``zs``: hub-corrected, then, with enough queries, label propagation, prototypes
     re-estimated from what it found and propagated once more (few queries per category only),
     and sharpening."""
     cfg = model.config.engine
     n_classes = len(protos)
     if n_classes == 1:  # nothing to choose between: the open-set threshold does the work
         return np.ones((len(zq), 1))
+    if cfg.example_share > 0:  # a category's closest item speaks for its varied products
+        best = best_example_sims(zq, zs, ys, n_classes)
+        mixed = (1.0 - cfg.example_share) * sims + cfg.example_share * best
+        sims = np.where(np.isnan(best), sims, mixed)
 
     def seeded(similarities: np.ndarray) -> np.ndarray:
         logits = similarities

@@ -24,6 +24,7 @@ PLAIN_ENGINE = EngineConstants(
     hub_correction=0.0,
     open_set_query_weight=0.0,
     word_weight=0.0,
+    example_share=0.0,
 )
 
 # Softmax scale of cosine similarities in the encoder space (no learned projection). With the

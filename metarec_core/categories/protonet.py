@@ -54,6 +54,22 @@ def hub_corrected(sims: np.ndarray, weight: float, neighbors: int) -> np.ndarray
     return sims - weight * top.mean(0, keepdims=True)
 
 
+def best_example_sims(
+    queries: np.ndarray, support: np.ndarray, labels: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """(Q, C) each query's (Q, D) similarity to the most similar support item (S, D) of each
+    category (``labels`` (S,)); NaN for a category without support items."""
+    counts = np.bincount(labels, minlength=n_classes)
+    present = np.flatnonzero(counts)
+    out = np.full((len(queries), n_classes), np.nan, np.float32)
+    if len(queries) == 0 or len(present) == 0:
+        return out
+    order = np.argsort(labels, kind="stable")  # each category's items side by side
+    starts = (np.cumsum(counts) - counts)[present]
+    out[:, present] = np.maximum.reduceat(queries @ support[order].T, starts, axis=1)
+    return out
+
+
 def reestimated_prototypes(
     protos: np.ndarray, queries: np.ndarray, probs: np.ndarray, weight: float
 ) -> np.ndarray:
