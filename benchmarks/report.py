@@ -34,7 +34,8 @@ LIMITS: dict[str, str] = {
         "the same exact neighbour search in 1,024 dimensions (mpnet's 768 and the 256 word "
         "features): its product alone is about 0.7 s on the idle 2-core AVX2 EPYC of "
         "2026-12-07, so there the whole call stays over 1 s. Approximate searches lost all-way "
-        "accuracy on every held-out set."
+        "accuracy on every held-out set. With a GPU the search runs there (not measured: no GPU "
+        "was lent)."
     ),
     "explorer_10m_p50_ms": (
         "the figure is the *slowest* page query. Whole-log aggregations are answered from the "
