@@ -145,10 +145,7 @@ def default_encoder_name(device: str = "auto") -> str:
     On a GPU mpnet embeds thousands of titles a second, so its quality costs nothing that
     matters; on a CPU its ~7x slower first embedding of a catalogue is left as a choice.
     """
-    from metarec_core.device import resolve_device
+    from metarec_core.device import available_device
 
-    try:
-        on_gpu = resolve_device(device).type == "cuda"
-    except MetaRecError:
-        on_gpu = False
+    on_gpu = available_device(device).type == "cuda"
     return "mpnet" if on_gpu and ENCODERS["mpnet"].installed() else "minilm"
