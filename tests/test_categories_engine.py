@@ -222,6 +222,20 @@ def test_label_propagation_follows_the_neighbourhood():
     assert (f.argmax(1) == np.repeat([0, 1], 15)).all()
 
 
+def test_spread_through_torch_equals_the_iteration_in_scipy():
+    """Label propagation's rounds run as torch CSR products; they equal the plain iteration."""
+    from metarec_core.categories.protonet import knn_graph, spread_rounds
+
+    rng = np.random.default_rng(3)
+    graph = knn_graph(l2n(rng.normal(size=(400, 12))).astype(np.float32), 7)
+    seeds = rng.random((400, 5)).astype(np.float32)
+    f = seeds
+    for _ in range(20):
+        f = 0.8 * (graph @ f) + 0.2 * seeds
+    np.testing.assert_allclose(spread_rounds(graph, seeds, 0.8, 20), f, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(spread_rounds(graph, seeds, 0.8, 0), seeds)
+
+
 def test_propagation_spreads_further_with_more_queries_per_category():
     cfg = CategoryConfig()
     alphas = [propagation_alpha(cfg.engine, q, 5) for q in (10, 25, 75, 500, 2000, 10**6)]

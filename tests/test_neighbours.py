@@ -11,6 +11,13 @@ from metarec_core.categories.neighbours import nearest
 from metarec_core.categories.protonet import knn_graph, l2n
 
 
+@pytest.fixture(params=[torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def search_in(request, monkeypatch):
+    """The CPU search in float32 and, as on CPUs with bfloat16 units, in bfloat16."""
+    monkeypatch.setattr(neighbours, "search_dtype", lambda: request.param)
+    return request.param
+
+
 def _k_largest(sims: np.ndarray, k: int) -> np.ndarray:
     """(N, k) the k largest similarities of each row to the other rows, ascending."""
     sims = sims.copy()
@@ -22,10 +29,10 @@ def _k_largest(sims: np.ndarray, k: int) -> np.ndarray:
     ("n", "k", "rows", "cols"),
     [(50, 5, 16, 16), (37, 10, 8, 64), (12, 11, 5, 3), (2, 1, 1, 1), (300, 7, 64, 100)],
 )
-def test_strip_search_finds_the_exact_nearest(n, k, rows, cols):
+def test_strip_search_finds_the_exact_nearest(n, k, rows, cols, search_in):
     """Only strips on and above the diagonal are multiplied and scanned in threads; every row
     must still get its exact k nearest other rows, whatever the strip and block sizes (last
-    ones partial, smaller than k)."""
+    ones partial, smaller than k) and whether bfloat16 candidates are re-ranked."""
     z = l2n(np.random.default_rng(n).normal(size=(n, 6))).astype(np.float32)
     sims = z @ z.T
     got, val = nearest(z, k, rows, cols)
@@ -37,15 +44,46 @@ def test_strip_search_finds_the_exact_nearest(n, k, rows, cols):
     np.testing.assert_allclose(val, np.take_along_axis(sims, got, 1), atol=1e-6)  # their values
 
 
-def test_search_in_default_strips_matches_brute_force_on_a_catalogue_sized_input():
-    """3,000 clustered rows (many near-ties) at the shipped strip sizes."""
+def _clustered(n: int = 3000, dims: int = 32) -> np.ndarray:
+    """Unit rows around 30 centres: many near-ties, similarities mostly above 0.8."""
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(30, 32))
-    z = l2n(centres[rng.integers(0, 30, 3000)] + 0.3 * rng.normal(size=(3000, 32)))
-    z = z.astype(np.float32)
+    centres = rng.normal(size=(30, dims))
+    return l2n(centres[rng.integers(0, 30, n)] + 0.3 * rng.normal(size=(n, dims))).astype(
+        np.float32
+    )
+
+
+def test_search_in_default_strips_matches_brute_force_on_a_catalogue_sized_input(monkeypatch):
+    """3,000 clustered rows at the shipped strip sizes, in float32: exact."""
+    monkeypatch.setattr(neighbours, "search_dtype", lambda: torch.float32)
+    z = _clustered()
     got, _ = nearest(z, 10)
     found = np.sort(np.take_along_axis(z @ z.T, got, 1), axis=1)
     np.testing.assert_allclose(found, _k_largest(z @ z.T, 10), atol=1e-6)
+
+
+def test_bfloat16_candidates_re_ranked_in_float32_are_nearly_exact(monkeypatch):
+    """In bfloat16 the similarities round to 1/256 near 1. Among these near-ties, the spare
+    candidates re-ranked in float32 lose far fewer exact neighbours than a search without
+    spares, any swapped one is within that rounding of the one it replaced, and the values
+    returned are float32's."""
+    monkeypatch.setattr(neighbours, "search_dtype", lambda: torch.bfloat16)
+    z = _clustered()
+    sims = z @ z.T
+    want = _k_largest(sims, 10)
+
+    def off(spare: int) -> np.ndarray:
+        """(N,) each row's largest gap between the exact k nearest and those found"""
+        monkeypatch.setattr(neighbours, "BF16_SPARE", spare)
+        got, val = nearest(z, 10)
+        np.testing.assert_allclose(val, np.take_along_axis(sims, got, 1), atol=1e-6)
+        return np.abs(np.sort(np.take_along_axis(sims, got, 1), axis=1) - want).max(1)
+
+    spare = neighbours.BF16_SPARE
+    without, shipped = off(0), off(spare)
+    assert shipped.max() < 1 / 256
+    assert (shipped > 1e-6).mean() < 0.05
+    assert (shipped > 1e-6).mean() < (without > 1e-6).mean() / 4
 
 
 def test_graph_is_symmetric_with_edges_only_between_neighbours():
@@ -107,14 +145,14 @@ def test_block_search_with_torch_matches_brute_force():
     np.testing.assert_allclose(val, np.take_along_axis(sims, got, 1), atol=1e-6)
 
 
-def test_exact_values_in_blocks_equal_one_product():
+def test_exact_values_equal_the_gathered_products():
     rng = np.random.default_rng(4)
-    z = rng.normal(size=(50, 8)).astype(np.float32)
+    z = rng.normal(size=(50, 300)).astype(np.float32)
     idx = rng.integers(0, 50, size=(50, 3))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(neighbours, "EXACT_BLOCK_BYTES", 4 * 3 * 8 * 7)  # 7 rows a block
-        got = neighbours.exact_values(z, idx)
-    np.testing.assert_allclose(got, np.einsum("nd,nkd->nk", z, z[idx]), rtol=1e-6)
+    got = neighbours.exact_values(z, idx)
+    want = np.einsum("nd,nkd->nk", z.astype(np.float64), z[idx].astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert neighbours.exact_values(z, idx[:, :0]).shape == (50, 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

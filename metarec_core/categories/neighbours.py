@@ -4,8 +4,10 @@ The similarity matrix is computed in strips above the diagonal (it is symmetric)
 and each strip is scanned once by small compiled loops that keep a running top k per row: a
 value enters only when it beats the row's current k-th best, so after the first strips nearly
 every value costs one comparison. Rows of a strip and the strip's columns below it belong to
-different items, so their scans run in parallel threads without sharing any row. On a GPU the
-similarities of blocks of rows to all rows go straight through ``torch.topk``.
+different items, so their scans run in parallel threads without sharing any row. Where the CPU
+multiplies bfloat16 natively, the product runs in bfloat16 and a few spare candidates per row
+are re-ranked in float32. On a GPU the similarities of blocks of rows to all rows go straight
+through ``torch.topk``.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from metarec_core.device import cpu_has_bf16
 STRIP_ROWS = 512  # rows per strip: the product's own blocking is most efficient near this
 STRIP_COLS = 8192  # columns per block of a strip, which caps its memory at 16 MB
 TILE = 64  # values compared at once before any of them is offered
+BF16_SPARE = 6  # a bfloat16 search keeps k + this many candidates, re-ranked in float32
 GPU_MIN_ROWS = 2048  # smaller searches stay on the CPU, where they take milliseconds
 GPU_BLOCK_BYTES = 1 << 28  # a GPU block of similarities (rows x all rows) holds at most 256 MB
-EXACT_BLOCK_BYTES = 1 << 26  # the gathered neighbours of one block of rows recomputed in float32
 
 
 @lru_cache(maxsize=1)
@@ -127,8 +129,9 @@ def nearest(
     if device is not None and device.type != "cpu" and n >= GPU_MIN_ROWS:
         return nearest_on(z, k, device)
     zb = torch.from_numpy(z).to(torch.bfloat16) if search_dtype() == torch.bfloat16 else None
-    best_v = np.full((n, k), -np.inf, np.float32)
-    best_i = np.zeros((n, k), np.int64)
+    kept = k if zb is None else min(n - 1, k + BF16_SPARE)
+    best_v = np.full((n, kept), -np.inf, np.float32)
+    best_i = np.zeros((n, kept), np.int64)
     low = np.full(n, -np.inf, np.float32)
     low_at = np.zeros(n, np.int64)
     state = (best_v, best_i, low, low_at)
@@ -150,19 +153,30 @@ def nearest(
                 ]
                 for job in jobs:
                     job.result()
-    if zb is not None:  # similarities rounded by bfloat16: recompute the chosen ones
-        best_v = exact_values(z, best_i)
-    return best_i, best_v
+    if zb is None:
+        return best_i, best_v
+    # bfloat16 rounds the similarities (to 1/256 near 1): the spare candidates, re-ranked in
+    # float32, hold the exact nearest unless more than k others lie within that rounding
+    best_v = exact_values(z, best_i)
+    top = np.argpartition(-best_v, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(best_i, top, 1), np.take_along_axis(best_v, top, 1)
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def _pair_dots(z, idx, out):  # pragma: no cover - compiled
+    """out[i, j] = z[i] . z[idx[i, j]] in float32, without gathering the rows."""
+    for i in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            other, s = idx[i, j], np.float32(0.0)
+            for t in range(z.shape[1]):
+                s += z[i, t] * z[other, t]
+            out[i, j] = s
 
 
 def exact_values(z: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """(N, k) float32 dot products of each row of ``z`` (N, D) with its rows ``idx`` (N, k),
-    a block of rows at a time so the gathered rows stay within ``EXACT_BLOCK_BYTES``."""
-    n, k = idx.shape
-    out = np.empty((n, k), np.float32)
-    step = max(1, EXACT_BLOCK_BYTES // max(4 * k * z.shape[1], 1))
-    for a in range(0, n, step):
-        out[a : a + step] = np.einsum("nd,nkd->nk", z[a : a + step], z[idx[a : a + step]])
+    """(N, k) float32 dot products of each row of ``z`` (N, D) with its rows ``idx`` (N, k)."""
+    out = np.empty(idx.shape, np.float32)
+    _pair_dots(np.ascontiguousarray(z, dtype=np.float32), np.ascontiguousarray(idx), out)
     return out
 
 
