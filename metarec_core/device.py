@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from functools import lru_cache
 
 import torch
 
@@ -71,3 +73,27 @@ def cpu_has_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
     emulates it, far slower than float32."""
     return bool(cpu_flags() & BF16_CPU_FLAGS)
+
+
+@lru_cache(maxsize=1)
+def cpu_bf16_faster() -> bool:
+    """Whether this CPU multiplies bfloat16 clearly (1.5x) faster than float32.
+
+    Only CPUs with bfloat16 instructions are timed, on a small product, once per process:
+    elsewhere bfloat16 is emulated, and on an AVX2 machine a 512 x 384 x 4096 product took
+    3.1 s in bfloat16 against 0.03 s in float32.
+    """
+    if not cpu_has_bf16():
+        return False
+    a, b = torch.randn(256, 384), torch.randn(384, 2048)
+
+    def best(dtype: torch.dtype) -> float:
+        x, y = a.to(dtype), b.to(dtype)
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    return best(torch.bfloat16) * 1.5 < best(torch.float32)

@@ -182,3 +182,25 @@ def test_multilingual_encoder_matches_chinese_titles_to_their_aisle():
 
     x = get_encoder("multilingual").encode(["有机香蕉", "新鲜水果", "洗衣液"])
     assert x.shape == (3, 384) and x[0] @ x[1] > x[0] @ x[2]
+
+
+def test_bfloat16_products_on_the_cpu_keep_minilm_embeddings(monkeypatch):
+    """CPUs with fast bfloat16 run the encoder's products in it; the embeddings stay those of
+    float32 (cosine above 0.9999); CPUs without bfloat16 instructions keep float32."""
+    from metarec_core import device
+    from metarec_core.embed.encoder import MiniLMEncoder
+
+    titles = ["Organic Bananas", "Sparkling Water Grapefruit", "Ultra Soft Toilet Paper"]
+    enc = MiniLMEncoder()
+    enc.cpu_bf16 = False
+    wide = enc.encode(titles)
+    enc.cpu_bf16 = True
+    narrow = enc.encode(titles)
+    assert ((wide * narrow).sum(1) > 0.9999).all()
+    assert np.abs(wide - narrow).max() > 0  # the products really ran in bfloat16
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    device.cpu_bf16_faster.cache_clear()
+    try:
+        assert not MiniLMEncoder().cpu_bf16
+    finally:
+        device.cpu_bf16_faster.cache_clear()

@@ -102,32 +102,14 @@ def test_graph_is_symmetric_with_edges_only_between_neighbours():
 def test_neighbour_search_stays_float32_on_cpus_without_bfloat16(monkeypatch):
     """Emulated bfloat16 is ~100x slower than float32 (3.1 s against 0.03 s on an AVX2 CPU), so
     it is only considered where the CPU has bfloat16 instructions."""
-    import torch
-
     from metarec_core import device
-    from metarec_core.categories import neighbours
 
     monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    neighbours.search_dtype.cache_clear()
+    device.cpu_bf16_faster.cache_clear()
     try:
         assert neighbours.search_dtype() == torch.float32
     finally:
-        neighbours.search_dtype.cache_clear()
-
-
-def test_bfloat16_search_still_finds_near_neighbours(monkeypatch):
-    """Where the CPU multiplies bfloat16 faster the strips are computed in it: the neighbours
-    found are then the true nearest up to bfloat16's rounding of the similarities."""
-    import torch
-
-    from metarec_core.categories import neighbours
-
-    monkeypatch.setattr(neighbours, "search_dtype", lambda: torch.bfloat16)
-    z = l2n(np.random.default_rng(2).normal(size=(200, 16))).astype(np.float32)
-    got, val = neighbours.nearest(z, 5, 64, 64)
-    found = np.sort(np.take_along_axis(z @ z.T, got, 1), axis=1)
-    np.testing.assert_allclose(found, _k_largest(z @ z.T, 5), atol=2e-2)
-    np.testing.assert_allclose(val, np.take_along_axis(z @ z.T, got, 1), atol=1e-6)  # exact
+        device.cpu_bf16_faster.cache_clear()
 
 
 def test_block_search_with_torch_matches_brute_force():

@@ -13,16 +13,14 @@ through ``torch.topk``.
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
 import torch
 from numba import njit
 
-from metarec_core.device import cpu_has_bf16
+from metarec_core.device import cpu_bf16_faster
 
 STRIP_ROWS = 512  # rows per strip: the product's own blocking is most efficient near this
 STRIP_COLS = 8192  # columns per block of a strip, which caps its memory at 16 MB
@@ -32,28 +30,9 @@ GPU_MIN_ROWS = 2048  # smaller searches stay on the CPU, where they take millise
 GPU_BLOCK_BYTES = 1 << 28  # a GPU block of similarities (rows x all rows) holds at most 256 MB
 
 
-@lru_cache(maxsize=1)
 def search_dtype() -> torch.dtype:
-    """bfloat16 when this CPU multiplies it clearly faster than float32, else float32.
-
-    Only CPUs with bfloat16 instructions (AVX512-BF16, AMX) are timed, on a small product, once
-    per process: elsewhere bfloat16 is emulated, and on an AVX2 machine a 512 x 384 x 4096 product
-    took 3.1 s in bfloat16 against 0.03 s in float32.
-    """
-    if not cpu_has_bf16():
-        return torch.float32
-    a, b = torch.randn(256, 384), torch.randn(384, 2048)
-
-    def best(dtype: torch.dtype) -> float:
-        x, y = a.to(dtype), b.to(dtype)
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            x @ y
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    return torch.bfloat16 if best(torch.bfloat16) * 1.5 < best(torch.float32) else torch.float32
+    """bfloat16 where this CPU multiplies it clearly faster than float32, else float32."""
+    return torch.bfloat16 if cpu_bf16_faster() else torch.float32
 
 
 @njit(nogil=True, cache=True)
