@@ -65,6 +65,18 @@ def test_a_new_catalogue_is_served_by_text_never_recommending_the_support(source
     assert sum(same_group) >= 4  # the "red" mugs: learned on shirts, carried by the text
 
 
+def test_a_catalogue_smaller_than_top_lists_only_items_outside_the_support(source):
+    """With fewer other items than ``top``, the list is shorter: support items never fill it."""
+    _, items = shop("t", "mug")
+    served = for_catalogue(source, items.head(6), encoder=FakeEncoder())
+    frame = served.recommend(support(["t0", "t1", "t2", "t3"]), top=5).frame
+    assert sorted(frame["item_id"]) == ["t4", "t5"]
+    assert frame["rank"].tolist() == [1, 2]
+    steps = served.recommend_steps(support(["t0", "t1", "t2", "t3"]), steps=[0, 4], top=5).frame
+    assert steps.groupby("step").size().to_dict() == {0: 5, 4: 2}
+    assert list(steps.columns[:3]) == ["user_id", "step", "rank"]
+
+
 def test_known_items_keep_their_id_rows_and_neighbours(source):
     _, own = shop("s", "shirt", n_items=48, n_users=160, seed=0)
     extra = pd.DataFrame({"item_id": ["new1"], "title": ["red shirt brand new"]})

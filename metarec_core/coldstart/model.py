@@ -27,6 +27,7 @@ from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.coldstart.data import Catalogue
 from metarec_core.coldstart.net import ColdStartNet, ItemTables
 from metarec_core.coldstart.recommend import NETWORK, Recommendations, rank_users
+from metarec_core.coldstart.scoring import NEG
 from metarec_core.device import resolve_device
 from metarec_core.embed.encoder import MINILM_ID
 from metarec_core.errors import ConflictError, NotFoundError, ValidationError
@@ -166,10 +167,10 @@ class ColdStartModel:
         rows = dict(zip(users, supports, strict=True))
         prefixes = [rows[u][:k] for u, k in keys]
         ranked = rank_users(self, prefixes, method, top)
-        frame = self._frame([u for u, _ in keys], ranked, [len(p) == 0 for p in prefixes])
-        frame.insert(1, "step", np.repeat([k for _, k in keys], ranked.items.shape[1]))
+        steps_of = np.asarray([k for _, k in keys], np.int64)
+        frame = self._frame([u for u, _ in keys], ranked, [len(p) == 0 for p in prefixes], steps_of)
         return Recommendations(
-            frame=frame.astype({"step": np.int64}),
+            frame=frame,
             method=method,
             fallback_users=[u for u, s in zip(users, supports, strict=True) if len(s) == 0],
             skipped_items=int(sum(skipped.values())),
@@ -177,16 +178,24 @@ class ColdStartModel:
             elapsed_s=time.perf_counter() - t0,
         )
 
-    def _frame(self, users: list[str], ranked, fallback: list[bool]) -> pd.DataFrame:
+    def _frame(
+        self, users: list[str], ranked, fallback: list[bool], steps: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """One row per user and rank; ``steps`` (one per user) adds a ``step`` column. Ranks
+        filled by excluded support items (a catalogue with fewer other items than ``top``)
+        are left out."""
         u, top = ranked.items.shape
         ids = self.catalogue.item_ids
         explain = [
             "|".join(str(ids[j]) for j in row if j >= 0)
             for row in ranked.explain.reshape(u * top, -1)
         ]
-        return pd.DataFrame(
-            {
-                "user_id": np.repeat(np.asarray(users, dtype=object), top),
+        columns = {"user_id": np.repeat(np.asarray(users, dtype=object), top)}
+        if steps is not None:
+            columns["step"] = np.repeat(steps, top)
+        frame = pd.DataFrame(
+            columns
+            | {
                 "rank": np.tile(np.arange(1, top + 1), u),
                 "item_id": ids[ranked.items.reshape(-1)] if u else np.array([], dtype=object),
                 "score": ranked.scores.reshape(-1).astype(np.float64),
@@ -194,6 +203,7 @@ class ColdStartModel:
                 "fallback": np.repeat(np.asarray(fallback, dtype=bool), top),
             }
         )
+        return frame[frame["score"] > NEG / 2].reset_index(drop=True)
 
     def check_catalogue(self, items: pd.DataFrame) -> None:
         """Refuse (ConflictError) to serve a catalogue other than the one the model was built for."""
