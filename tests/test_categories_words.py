@@ -95,6 +95,29 @@ def test_titles_split_into_the_words_and_pairs_of_a_standard_analyser():
         assert got == sorted(analyse(text)), text
 
 
+def test_tfidf_matrix_equals_scikit_learns_vectorizer():
+    """The new shop's word overlap (coldstart/transfer.WordMatch) uses ``tfidf_matrix``: the
+    same rows as TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), up to term order."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from metarec_core.categories.words import tfidf_matrix
+
+    texts = [
+        "Crème Brûlée, 2% Milk (Organic)",
+        "organic milk organic milk 2%",
+        "über-Größe 500ml x 2",
+        "",
+        "Greek Yogurt Plain, Greek style",
+        "有机 香蕉",
+    ]
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    want = vec.fit_transform(texts).toarray()
+    got = tfidf_matrix(texts)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.toarray() @ got.toarray().T, want @ want.T, atol=1e-6)
+    np.testing.assert_allclose(np.sort(got.toarray(), 1), np.sort(want, 1), atol=1e-6)
+
+
 def test_the_name_prior_is_judged_in_the_encoders_space_whatever_the_titles_words():
     """Names have no word features, so whether they help is decided before the words join:
     the same support decides the same way with or without its titles."""

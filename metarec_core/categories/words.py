@@ -33,24 +33,45 @@ def _terms(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return np.concatenate([rows, rows[:-1][same]]), index, terms.dictionary.to_pylist()
 
 
-def word_features(texts: Sequence[str], dims: int) -> np.ndarray | None:
-    """(N, dims) hashed TF-IDF rows of ``texts`` (sublinear counts, smoothed IDF, unit rows),
-    or None when fewer than MIN_SHARING of them share a word with another (no words, or a
-    script written without spaces)."""
-    import pandas as pd
-
+def tfidf_cells(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """TF-IDF of the word 1-2 grams of ``texts`` as scikit-learn's TfidfVectorizer(ngram_range=
+    (1, 2), sublinear_tf=True) computes it (sublinear counts, smoothed IDF, unit rows): each
+    nonzero cell's title (T,), term (T,) and value (T,), and the distinct terms."""
     n = len(texts)
     rows, terms, vocabulary = _terms([str(t) for t in texts])
-    if len(terms) == 0:  # no title has a word
-        return None
+    if len(terms) == 0:
+        return rows, terms, np.zeros(0), vocabulary
     # (title, term) once each, with its count in the title
     pair, counts = np.unique(rows * len(vocabulary) + terms, return_counts=True)
     rows, terms = pair // len(vocabulary), pair % len(vocabulary)
     df = np.bincount(terms, minlength=len(vocabulary))  # titles holding each term
-    if (np.bincount(rows[df[terms] >= 2], minlength=n) > 0).mean() < MIN_SHARING:
-        return None  # e.g. unspaced Chinese
     tfidf = (1.0 + np.log(counts)) * (np.log((1.0 + n) / (1.0 + df[terms])) + 1.0)
     tfidf /= np.sqrt(np.bincount(rows, tfidf**2, minlength=n))[rows]
+    return rows, terms, tfidf, vocabulary
+
+
+def tfidf_matrix(texts: Sequence[str]):
+    """(N, terms) scipy CSR matrix of ``tfidf_cells``."""
+    from scipy.sparse import csr_matrix
+
+    rows, terms, values, vocabulary = tfidf_cells(texts)
+    shape = (len(texts), max(len(vocabulary), 1))
+    return csr_matrix((values.astype(np.float32), (rows, terms)), shape=shape)
+
+
+def word_features(texts: Sequence[str], dims: int) -> np.ndarray | None:
+    """(N, dims) hashed TF-IDF rows of ``texts`` (``tfidf_cells``), or None when fewer than
+    MIN_SHARING of them share a word with another (no words, or a script written without
+    spaces)."""
+    import pandas as pd
+
+    n = len(texts)
+    rows, terms, tfidf, vocabulary = tfidf_cells(texts)
+    if len(terms) == 0:  # no title has a word
+        return None
+    df = np.bincount(terms, minlength=len(vocabulary))
+    if (np.bincount(rows[df[terms] >= 2], minlength=n) > 0).mean() < MIN_SHARING:
+        return None  # e.g. unspaced Chinese
     # each term's hash picks its dimension (hash mod dims) and sign (parity of hash // dims)
     h = pd.util.hash_array(np.asarray(vocabulary, dtype=object))[terms]  # (T,) uint64
     signs = np.where((h // dims) % 2 == 1, 1.0, -1.0)

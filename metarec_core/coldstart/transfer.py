@@ -147,9 +147,9 @@ class WordMatch:
     """TF-IDF (word 1-2 grams) cosine between support items and the catalogue: (B, M) scores."""
 
     def __init__(self, texts) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from metarec_core.categories.words import tfidf_matrix
 
-        self.x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(list(texts))
+        self.x = tfidf_matrix(list(texts))
 
     def scores(self, support: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, M) summed cosine of every item to each user's valid support items."""
