@@ -138,7 +138,7 @@ def label_propagation(
 def spread_rounds(graph, seeds: np.ndarray, alpha: float, iters: int) -> np.ndarray:
     """``iters`` rounds of F <- alpha graph F + (1 - alpha) seeds from F = seeds, with the
     scipy CSR ``graph`` as a torch CSR tensor (its products use every thread, scipy's one)."""
-    with warnings.catch_warnings():  # CSR tensors are marked beta; products are long stable
+    with warnings.catch_warnings():  # torch warns that its CSR tensors are a beta feature
         warnings.simplefilter("ignore", UserWarning)
         g = torch.sparse_csr_tensor(
             torch.from_numpy(graph.indptr.astype(np.int64)),
