@@ -344,6 +344,22 @@ def test_popularity_mix_leaves_the_score_alone_at_share_zero():
     assert with_popularity(net, counts, 0.9).argmax().item() == 3
 
 
+def test_standardised_rows_match_torch_std_and_take_a_scale():
+    from metarec_core.coldstart.recommend import standardised, with_popularity
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3000, generator=g) * 4.0 + 50.0
+    x[2] = 7.0  # a constant row: zeros, not NaN
+    expected = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-6)
+    assert torch.allclose(standardised(x), expected, atol=1e-4)
+    assert torch.allclose(standardised(x, 0.3), 0.3 * expected, atol=1e-4)
+    assert torch.equal(standardised(x)[2], torch.zeros(3000))
+    assert not torch.isnan(standardised(torch.ones(3, 1))).any()
+    pop = torch.rand(3000, generator=g)
+    mixed = 0.8 * expected + 0.2 * (pop - pop.mean()) / (pop.std() + 1e-6)
+    assert torch.allclose(with_popularity(x, pop, 0.2), mixed, atol=1e-4)
+
+
 def test_word_match_scores_shared_words_higher():
     from metarec_core.coldstart.transfer import WordMatch
 

@@ -57,6 +57,7 @@ def choose_share(
     cases = [(u, j) for u in picked for j in hideable[u]]
     n, dev = len(model.catalogue), model.device
     total = torch.as_tensor(counts, device=dev).float()
+    logged = torch.log1p(total)
     gains = {share: [] for share in SHARES}
     tables = model.tables()
     step = chunk_size(max(len(rows[u]) for u in picked), n)
@@ -65,15 +66,18 @@ def choose_share(
         full = [rows[u] for u, _ in part]
         shown = [np.delete(r, j) for r, (_, j) in zip(full, part, strict=True)]
         batch, scores, _, _ = chunk_scores(model, "adapted", shown, tables, histories=full)
-        own = torch.zeros(len(full), n, device=dev)
-        for b, r in enumerate(full if rows_in_counts else []):
-            own[b, torch.as_tensor(np.unique(r), device=dev)] = 1.0
-        pop = standardised(torch.log1p(total[None, :] - own))  # counts leaving the user out
-        net = standardised(scores)
-        penalty = support_penalty(batch, n)
+        pop = logged[None, :].repeat(len(full), 1)
+        if rows_in_counts:  # counts leaving the user out
+            own = [np.unique(r) for r in full]
+            at = torch.as_tensor(np.repeat(np.arange(len(own)), [len(o) for o in own]), device=dev)
+            items = torch.as_tensor(np.concatenate(own), device=dev)
+            pop[at, items] = torch.log1p(total[items] - 1.0)
+        pop = standardised(pop)
+        net = standardised(scores).add_(support_penalty(batch, n))
         hidden = torch.as_tensor([r[j] for r, (_, j) in zip(full, part, strict=True)], device=dev)
         for share in SHARES:
-            mixed = (1.0 - share) * net + share * pop + penalty
+            # (1 - share) * net + share * pop, divided by 1 - share: the same ranks, one pass
+            mixed = torch.add(net, pop, alpha=share / (1.0 - share))
             ranks = (mixed > mixed.gather(1, hidden[:, None])).sum(1)  # ties: hidden item's favour
             gains[share].append(hidden_item_gain(ranks))
     means = {share: float(torch.cat(g).mean()) for share, g in gains.items()}
