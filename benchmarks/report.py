@@ -21,10 +21,11 @@ LIMITS: dict[str, str] = {
         "(the same command, titles cached: 21-23 s) is MiniLM's forward pass, 53-65 s or about "
         "310-380 titles/s on the idle 2-core AVX2 EPYC of 2026-12-07 (int8 weights ran at most "
         "1.7x faster and changed the embeddings). On a 2-core Xeon with AMX, where MiniLM runs "
-        "in bfloat16, the cold run took 44.5 s and the warm one 18.1 s (2026-12-07): about 26 s "
-        "of embedding at about 750 titles/s. The rest of a warm run is imports (about 5 s, torch "
-        "and torch.func's compiler among them), choosing the counts' share on 1,200 hidden items "
-        "and adapting the 2,000 users. The cache makes it a one-off cost per title; "
+        "in bfloat16, the cold run took 40.0 s and the warm one 12.8 s (2026-12-07): about 24 s "
+        "of embedding at about 830 titles/s and 3 s of loading the encoder. The rest of a "
+        "warm run is imports (about 2.5 s, and 1.6 s more when torch.func's gradients load "
+        "torch's compiler), the shop's item-item statistics (about 1.5 s), choosing the counts' "
+        "share on 1,200 hidden items (about 3 s) and adapting the 2,000 users (about 4 s). The cache makes it a one-off cost per title; "
         "`--device cuda` moves it to a GPU."
     ),
     "classify_10k_s": (
