@@ -441,3 +441,34 @@ def test_cli_evaluate_cross_shop_from_a_source_model(source, tmp_path):
     assert sorted(rows["target_users"].unique())[1:] == [20, 135]  # 20 and all 135 warm users
     assert rows["ndcg@10"].between(0, 1).all()
     assert "NDCG@10 by warm target users seen" in done.stdout
+
+
+def test_equal_scores_are_listed_in_catalogue_order_whatever_the_list_length(source):
+    from metarec_core.coldstart.scoring import top_items
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (50, 300), generator=g).float()
+    scores[:25] += torch.rand(25, 300, generator=g)  # half the rows without ties
+    full = torch.sort(scores, dim=1, descending=True, stable=True)
+    for top in (1, 7, 20, 300):
+        vals, rows = top_items(scores, top)
+        assert torch.equal(rows, full.indices[:, :top]) and torch.equal(vals, full.values[:, :top])
+
+    # items named alike score alike: a short list is the start of a longer one
+    items = pd.DataFrame(
+        {
+            "item_id": [f"t{i}" for i in range(60)],
+            "title": [f"plain mug {i % 6}" for i in range(60)],
+        }
+    )
+    items = canonical_items(items)
+    served = for_catalogue(source, items, encoder=FakeEncoder())
+    log = pd.DataFrame(
+        [(f"u{u}", f"t{(7 * u + p) % 60}", p) for u in range(12) for p in range(3)],
+        columns=["user_id", "item_id", "position"],
+    )
+    short = served.recommend(log, top=4).frame
+    long = served.recommend(log, top=15).frame
+    assert short["score"].duplicated().any()  # there are ties to order
+    for user, rows in short.groupby("user_id"):
+        assert rows["item_id"].tolist() == long[long["user_id"] == user]["item_id"].tolist()[:4]

@@ -14,7 +14,7 @@ import torch
 
 from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
 from metarec_core.coldstart.net import support_weights
-from metarec_core.coldstart.scoring import batch_scores, support_penalty
+from metarec_core.coldstart.scoring import batch_scores, support_penalty, top_items
 
 NETWORK = ("adapted", "no-adapt", "finetune")  # methods that score with a trained network
 NEURAL = (*NETWORK, "prototype")
@@ -199,7 +199,7 @@ def rank_users(
         support, mask = batch.support, batch.mask
         if exclude_support:
             scores = scores + support_penalty(batch, n)
-        vals, idx = scores.topk(top, dim=1)
+        vals, idx = top_items(scores, top)
         contrib = _contributions(
             model,
             method,

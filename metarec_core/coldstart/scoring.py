@@ -52,3 +52,36 @@ def support_penalty(batch: UserBatch, n: int | None = None) -> torch.Tensor:
     b, n = batch.support.shape[0], batch.rows.shape[-1] if n is None else n
     pen = torch.zeros(b, n, device=batch.support.device)
     return pen.scatter_add(1, batch.support, batch.mask * NEG)
+
+
+def top_items(scores: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, item rows), each (B, top): every row's ``top`` highest scores, best first, equal
+    scores in catalogue order (lower row first), so a list is always the start of any longer
+    list of the same scores. (``Tensor.topk`` alone orders equal scores arbitrarily, and
+    differently for different ``top``.)"""
+    n = scores.shape[1]
+    vals, idx = scores.topk(min(top + 1, n), dim=1)
+    if vals.shape[1] > top:  # equal scores on both sides of the cut: the lowest rows go in
+        rows = (vals[:, top] == vals[:, top - 1]).nonzero().flatten()
+        vals, idx = vals[:, :top].contiguous(), idx[:, :top].contiguous()
+        if len(rows):
+            idx[rows] = _lowest_tied(scores[rows], vals[rows], idx[rows])
+    by_row = idx.sort(dim=1).indices
+    vals, idx = vals.gather(1, by_row), idx.gather(1, by_row)
+    order = vals.sort(dim=1, descending=True, stable=True).indices
+    return vals.gather(1, order), idx.gather(1, order)
+
+
+def _lowest_tied(s: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(R, top) item rows of ``topk``'s (``vals``, ``idx``) over rows ``s`` (R, N), the places
+    of the scores equal to the last one refilled with the lowest rows of that score."""
+    top = vals.shape[1]
+    cut = vals[:, -1:]
+    room = top - (vals > cut).sum(1)  # (R,) places of the tied: the last ones, values descending
+    r, c = (s == cut).nonzero(as_tuple=True)  # by row, then item row
+    first = torch.searchsorted(r, torch.arange(len(s), device=s.device))
+    place = torch.arange(len(r), device=s.device) - first[r]  # among the row's tied
+    keep = place < room[r]
+    out = idx.clone()
+    out[r[keep], (top - room[r] + place)[keep]] = c[keep]
+    return out

@@ -11,7 +11,7 @@ import torch
 from metarec_core.coldstart.config import ColdStartConfig
 from metarec_core.coldstart.episodes import EaseLOO, Episode, UserBatch, make_batch, sample_episode
 from metarec_core.coldstart.net import ColdStartNet
-from metarec_core.coldstart.scoring import batch_scores, support_penalty
+from metarec_core.coldstart.scoring import batch_scores, support_penalty, top_items
 
 log = logging.getLogger(__name__)
 VAL_MAX_USERS = 1000  # validation users on large logs (5% of the eligible ones up to this)
@@ -26,7 +26,7 @@ def ndcg10(
     scores: torch.Tensor, batch: UserBatch, query: torch.Tensor, qmask: torch.Tensor
 ) -> float:
     """Mean NDCG@10 of a batch (support masked) — the validation signal."""
-    top = (scores + support_penalty(batch)).topk(10, dim=1).indices  # (B, 10)
+    top = top_items(scores + support_penalty(batch), 10)[1]  # (B, 10)
     hit = (top[:, :, None] == query[:, None, :]) & (qmask[:, None, :] > 0)  # (B, 10, Q)
     gains = hit.any(2).float() / torch.log2(torch.arange(2, 12, device=top.device).float())
     nq = qmask.sum(1).clamp(max=10).long()

@@ -51,6 +51,7 @@ def tfidf_rank(texts: Sequence[str], supports: list[np.ndarray], top: int) -> np
     import torch
 
     from metarec_core.coldstart.data import pad
+    from metarec_core.coldstart.scoring import top_items
     from metarec_core.coldstart.transfer import WordMatch
 
     words, out = WordMatch(texts), []
@@ -59,7 +60,7 @@ def tfidf_rank(texts: Sequence[str], supports: list[np.ndarray], top: int) -> np
         mask = (s >= 0).float()
         s = s.clamp(min=0)
         scores = words.scores(s, mask).scatter_add(1, s, mask * -1e9)  # (B, M), support last
-        out.append(scores.topk(top, dim=1).indices.numpy())
+        out.append(top_items(scores, top)[1].numpy())
     return np.concatenate(out) if out else np.zeros((0, top), np.int64)
 
 
