@@ -132,7 +132,7 @@ ENCODER_SHARE = 0.3  # the encoder cosine's share of the network and words mixed
 
 def with_words(net: torch.Tensor, words: torch.Tensor, share: float = WORDS_SHARE) -> torch.Tensor:
     """(B, N) the network's and the word overlap's scores, each standardised, mixed with
-    ``share`` on the words."""
+    ``share`` on the words (``words`` (B, N), or one row (1, N) shared by every user)."""
     return standardised(net, 1.0 - share).add_(standardised(words, share))
 
 
@@ -147,7 +147,7 @@ def with_popularity(scores: torch.Tensor, popularity: torch.Tensor, share: float
     with ``share`` on the counts (``scores`` unchanged at share 0)."""
     if share <= 0:
         return scores
-    return standardised(scores, 1.0 - share).add_(standardised(popularity[None, :], share))
+    return with_words(scores, popularity[None, :], share)  # one row of counts, standardised once
 
 
 def chunk_scores(model, method: str, chunk: list[np.ndarray], tables, histories=None):
