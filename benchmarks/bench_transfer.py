@@ -15,7 +15,8 @@ Figures (keys of latest.json):
              EASE on every warm target user), and _init10 / _ease10 (``--init-from`` and in-shop
              EASE on 10% of the warm target users). Pairs: amazon-beauty without Hair Care ->
              Hair Care, amazon-beauty without Tools & Accessories -> Tools & Accessories,
-             amazon-beauty -> instacart.
+             amazon-beauty -> instacart, instacart -> amazon-beauty (an Amazon shop whose
+             words the source never saw).
 
 Run: ``python -m benchmarks.bench_transfer [--quick] [--only serve,init_from,quality]``.
 Quick mode trains the source model with few steps (speed only); quality runs in full mode.
@@ -32,7 +33,10 @@ import pandas as pd
 from benchmarks.common import Skip, Step, StepContext, bench_main, child_env, run_child
 from metarec_core.config import SHARED_DATASETS_DIR
 
-PAIRS = {"hair": "Hair Care", "tools": "Tools & Accessories", "instacart": None}
+# pair -> the amazon-beauty top-level category served as a new shop; "instacart": amazon-beauty
+# serves instacart; "beauty": instacart serves amazon-beauty
+PAIRS = {"hair": "Hair Care", "tools": "Tools & Accessories", "instacart": None, "beauty": None}
+SOURCE_MODEL = {"instacart": "beauty", "beauty": "instacart"}  # cached source model per pair
 QUICK_TRAIN = {"epochs": 1, "min_steps": 0, "max_steps": 30}
 
 
@@ -130,20 +134,25 @@ def step_init_from(ctx: StepContext) -> None:
     ctx.info["init_from_said"] = child.output_tail.strip().splitlines()[-1][:300]
 
 
+def _instacart() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from metarec_core.cli.coldstart_cmds import read_interactions, read_items
+
+    folder = SHARED_DATASETS_DIR / "instacart"
+    if not folder.is_dir():
+        raise Skip("shared dataset instacart is absent")
+    return (
+        read_interactions(str(folder / "interactions.csv.gz")),
+        read_items(str(folder / "items.csv.gz")),
+    )
+
+
 def _pair(name: str) -> tuple[tuple, tuple]:
     """(source frames, target frames) of a development pair."""
     inter, items = _beauty()
-    if PAIRS[name] is None:
-        from metarec_core.cli.coldstart_cmds import read_interactions, read_items
-
-        folder = SHARED_DATASETS_DIR / "instacart"
-        if not folder.is_dir():
-            raise Skip("shared dataset instacart is absent")
-        target = (
-            read_interactions(str(folder / "interactions.csv.gz")),
-            read_items(str(folder / "items.csv.gz")),
-        )
-        return (inter, items), target
+    if name == "instacart":
+        return (inter, items), _instacart()
+    if name == "beauty":
+        return _instacart(), (inter, items)
     top = items["categories"].fillna("").str.split("|").str[0].str.split(" > ").str[0]
 
     def shop(mask):
@@ -160,7 +169,7 @@ def step_quality(ctx: StepContext) -> None:
 
     for name in PAIRS:
         source, target = _pair(name)
-        model = _source_model(ctx, "beauty" if PAIRS[name] is None else f"no-{name}", *source)
+        model = _source_model(ctx, SOURCE_MODEL.get(name, f"no-{name}"), *source)
         warm, _ = split_users(target[0], 0)
         tenth = max(1, len(warm) // 10)
         report = evaluate_transfer(
