@@ -472,3 +472,58 @@ def test_equal_scores_are_listed_in_catalogue_order_whatever_the_list_length(sou
     assert short["score"].duplicated().any()  # there are ties to order
     for user, rows in short.groupby("user_id"):
         assert rows["item_id"].tolist() == long[long["user_id"] == user]["item_id"].tolist()[:4]
+
+
+def test_brand_codes_compare_names_without_case_or_spaces_and_leave_missing_ones_out():
+    from metarec_core.coldstart.brands import brand_codes
+
+    items = pd.DataFrame(
+        {"item_id": ["a", "b", "c", "d", "e"], "Brand": ["OPI", " opi", None, "", "Essie"]}
+    )
+    codes = brand_codes(items, np.array(["e", "a", "b", "c", "d", "zz"]))
+    assert codes[1] == codes[2] >= 0  # "OPI" and " opi", listed in the order asked
+    assert codes[0] >= 0 and codes[0] != codes[1]  # Essie
+    assert (codes[3:] == -1).all()  # no brand, an empty one, an id the frame lacks
+    assert brand_codes(items.drop(columns="Brand"), np.array(["a"])) is None
+    unique = pd.DataFrame({"item_id": ["a", "b"], "manufacturer": ["x", "y"]})
+    assert brand_codes(unique, np.array(["a", "b"])) is None  # no two items share a brand
+
+
+def test_brand_matches_count_each_users_valid_support_items_of_the_items_brand():
+    from metarec_core.coldstart.brands import brand_matches
+
+    codes = torch.tensor([0, 0, 1, -1, 1, 0])
+    support = torch.tensor([[0, 2, 1], [3, 0, 0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])  # user 1: one item, without a brand
+    got = brand_matches(codes, support, mask)
+    assert got.tolist() == [[2, 2, 1, 0, 1, 2], [0, 0, 0, 0, 0, 0]]
+
+
+def test_a_new_shop_with_brands_lists_the_supports_brand_before_look_alikes_of_others(source):
+    """Twin items share a title (the same text, the same scores) but not their brand: the twin of
+    the support's brand comes first, where catalogue order alone would put the other first."""
+    from metarec_core.coldstart.transfer import serve_new_shop
+
+    n = 40
+    items = canonical_items(
+        pd.DataFrame(
+            {
+                "item_id": [f"t{i}" for i in range(n)],
+                "title": [f"{COLOURS[(i // 2) % N_GROUPS]} mug no {i // 2}" for i in range(n)],
+                "brand": ["Other" if i % 2 == 0 else "Acme" for i in range(n)],
+            }
+        )
+    )
+    sup = pd.DataFrame({"user_id": ["x", "x"], "item_id": ["t1", "t9"], "position": [0, 1]})
+    served = serve_new_shop(source, items, sup, encoder=FakeEncoder())
+    assert served.brands is not None
+    listed = list(served.recommend(sup, top=12).frame["item_id"])
+    place = {item: p for p, item in enumerate(listed)}
+    pairs = [(f"t{2 * j + 1}", f"t{2 * j}") for j in range(n // 2)]
+    both = [(acme, other) for acme, other in pairs if acme in place and other in place]
+    assert both and all(place[acme] < place[other] for acme, other in both)
+    plain = serve_new_shop(source, items.drop(columns="brand"), sup, encoder=FakeEncoder())
+    assert plain.brands is None
+    listed = list(plain.recommend(sup, top=12).frame["item_id"])
+    place = {item: p for p, item in enumerate(listed)}
+    assert any(place[o] < place[a] for a, o in pairs if a in place and o in place)

@@ -72,6 +72,7 @@ class ColdStartModel:
         self._index: dict[str, int] | None = None
         self.encoder_id = report.get("encoder", MINILM_ID)  # the encoder of the item texts
         self.words = None  # word-overlap scorer joined to the network's score (a new shop only)
+        self.brands = None  # (N,) brand codes whose matches join it too (coldstart/brands)
         self.loo = None  # leave-the-user-out EASE rows when the log holds the users' supports
         self.shop_popularity = None  # (N,) a new shop's log item counts (coldstart/shop_popularity)
         self.popularity_share = 0.0  # their share of a network method's score

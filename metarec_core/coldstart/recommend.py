@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from metarec_core.coldstart.brands import BRAND_SHARE, brand_matches
 from metarec_core.coldstart.episodes import UserBatch, support_tensors, table_rows
 from metarec_core.coldstart.net import support_weights
 from metarec_core.coldstart.scoring import batch_scores, support_penalty, top_items
@@ -170,6 +171,8 @@ def chunk_scores(model, method: str, chunk: list[np.ndarray], tables, histories=
     if model.words is not None and method in NETWORK:  # a new shop: its text beside the network
         scores = with_words(scores, model.words.scores(support, mask))
         scores = with_words(scores, encoder_cosine(model.text, support, mask), ENCODER_SHARE)
+        if model.brands is not None:
+            scores = with_words(scores, brand_matches(model.brands, support, mask), BRAND_SHARE)
     if model.shop_popularity is not None and method in NETWORK:
         scores = with_popularity(scores, model.shop_popularity, model.popularity_share)
     empty = mask.sum(1) == 0

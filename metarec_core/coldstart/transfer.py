@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from metarec_core.coldstart.baselines import NeighbourTable
+from metarec_core.coldstart.brands import brand_codes
 from metarec_core.coldstart.data import Catalogue
 from metarec_core.coldstart.net import ColdStartNet
 from metarec_core.embed.service import lazy_encoder
@@ -171,11 +172,14 @@ def serve_new_shop(
     progress: Progress = no_progress,
 ):  # fmt: skip
     """``for_catalogue``; when the model knows none of the items (a new shop), the supports'
-    rows (user_id, item_id[, position]) become the shop's log and word overlap joins the score."""
+    rows (user_id, item_id[, position]) become the shop's log, and word overlap and brand
+    matches (coldstart/brands.py) join the score."""
     served = for_catalogue(model, items, encoder=encoder, progress=progress)
     if served is model or served.report["served_catalogue"]["known_items"] > 0:
         return served
     served.words = WordMatch(served.catalogue.texts)
+    codes = brand_codes(items, served.catalogue.item_ids)
+    served.brands = None if codes is None else torch.as_tensor(codes, device=served.device)
     if support is None or len(support) == 0:
         return served
     from metarec_core.coldstart.model import parse_support
