@@ -28,6 +28,19 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def refuse_other_kind(directory: Path, fmt: str) -> None:
+    """ValidationError when ``directory`` holds a model of another kind than ``fmt`` (e.g.
+    "metarec-categories/1" over a cold-start model), so writing one never corrupts the other."""
+    from metarec_core.errors import ValidationError
+
+    meta = read_json(Path(directory) / "config.json")
+    found = str(meta.get("format", "")) if isinstance(meta, dict) else ""
+    if found and found.split("/")[0] != fmt.split("/")[0]:
+        raise ValidationError(
+            f"{directory} holds another kind of model ({found}): choose another folder"
+        )
+
+
 def read_json(path: Path) -> Any:
     """The JSON in ``path``, or None when it is missing or unreadable."""
     try:

@@ -556,3 +556,21 @@ def test_name_prior_may_cost_one_leave_one_out_item_but_not_two():
         seen.add(min(max(lost, 0), 2))
         assert score(model, xs, ys, xs[:2], 3, names).used_names == (lost <= 1)
     assert seen == {0, 1, 2}  # every side of the rule was exercised
+
+
+def test_saving_again_leaves_no_earlier_projection_and_never_over_another_kind(tmp_path):
+    from metarec_core.errors import ValidationError
+
+    folder = tmp_path / "m"
+    CategoryModel(CategoryConfig(encoder="fake"), np.eye(8, dtype=np.float32), 10.0, "").save(
+        folder
+    )
+    assert CategoryModel.load(folder).matrix is not None
+    CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "").save(folder)  # encoder space
+    assert CategoryModel.load(folder).matrix is None
+    coldstart = tmp_path / "cs"
+    coldstart.mkdir()
+    (coldstart / "config.json").write_text('{"format": "metarec-coldstart/3"}')
+    with pytest.raises(ValidationError, match="another kind of model"):
+        CategoryModel(CategoryConfig(encoder="fake"), None, 10.0, "").save(coldstart)
+    assert [p.name for p in coldstart.iterdir()] == ["config.json"]

@@ -20,10 +20,11 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture(autouse=True)
 def fake_encoder(monkeypatch):
-    """The packaged MiniLM is exercised by the slow tests; here a hashed encoder keeps it fast."""
-    from metarec_core.embed import encoder
+    """The packaged MiniLM is exercised by the slow tests; here the hashed encoder keeps it fast
+    (the commands' default encoder, whatever this process imported before)."""
+    from metarec_core.embed import registry
 
-    monkeypatch.setattr(encoder, "get_encoder", lambda name="fake": encoder.FakeEncoder())
+    monkeypatch.setattr(registry, "default_encoder_name", lambda device="auto": "fake")
 
 
 @pytest.fixture
@@ -193,3 +194,23 @@ def test_cli_models_join_the_apps_registry_and_the_models_command(tmp_path, file
     line = next(row for row in text.splitlines() if str(model_dir.resolve()) in row)
     assert line.split()[:3] == ["registered", "coldstart", "-"] and f"{N_ITEMS}" in line.split()
     assert text.splitlines()[0].split() == ["name", "kind", "dataset", "created", "items", "path"]
+
+
+def test_a_log_whose_items_the_catalogue_lacks_and_a_folder_as_out_are_named(
+    tmp_path, files, capsys
+):
+    log = pd.read_csv(files["train"]).assign(item_id=lambda d: "0" + d["item_id"])
+    log.to_csv(tmp_path / "padded.csv", index=False)
+    code, _, err = run(
+        capsys, "train", "--interactions", str(tmp_path / "padded.csv"),
+        "--items", str(files["items"]), "--out", str(tmp_path / "m"), "--device", "cpu",
+    )  # fmt: skip
+    assert code == 2 and f"{len(log):,} of {len(log):,} rows name an item_id" in err
+    assert "e.g. 0i" in err and "Traceback" not in err
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    code, _, err = run(
+        capsys, "recommend", "--model", str(tmp_path / "none"), "--support",
+        str(files["support"]), "--out", str(folder),
+    )  # fmt: skip
+    assert code == 2 and "is a folder" in err

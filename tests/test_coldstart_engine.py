@@ -327,3 +327,25 @@ def test_adaptation_note_tells_people_what_training_did_to_the_inner_loop():
     assert adaptation_note(by_size, n_support=1) == ""
     assert "0.5×" in adaptation_note(by_size, n_support=2)
     assert "switched it off" in adaptation_note(by_size, n_support=9)  # beyond: the last size
+
+
+def test_support_ids_written_as_floats_dates_as_order_and_repeats_count_once():
+    from metarec_core.coldstart.model import parse_support
+
+    index = {"1": 0, "2": 1, "3": 2}
+    floats = pd.DataFrame({"user_id": [7.0, 7.0, 8.0], "item_id": [1.0, 2.0, 3.0]})
+    users, rows, _ = parse_support(floats, index)  # e.g. a Parquet file's float ids
+    assert users == ["7", "8"] and [r.tolist() for r in rows] == [[0, 1], [2]]
+    dated = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "u", "u"],
+            "item_id": ["3", "1", "3", "2"],
+            "timestamp": ["2014-03-05 10:00", "2014-03-01", "2014-03-04", "2014-03-02"],
+        }
+    )
+    users, rows, _ = parse_support(dated, index)
+    assert [r.tolist() for r in rows] == [[0, 1, 2]]  # by date; item 3 once, at its first date
+    with pytest.raises(ValidationError, match="'timestamp' has 1 value"):
+        parse_support(
+            dated.assign(timestamp=["2014-03-01", "soon", "2014-03-04", "2014-03-02"]), index
+        )

@@ -75,6 +75,11 @@ def test_a_catalogue_smaller_than_top_lists_only_items_outside_the_support(sourc
     steps = served.recommend_steps(support(["t0", "t1", "t2", "t3"]), steps=[0, 4], top=5).frame
     assert steps.groupby("step").size().to_dict() == {0: 5, 4: 2}
     assert list(steps.columns[:3]) == ["user_id", "step", "rank"]
+    every = pd.concat(
+        [support(["t0", "t1", "t2", "t3", "t4", "t5"]), support(["t0"]).assign(user_id="y")]
+    )
+    recs = served.recommend(every, top=5)
+    assert recs.users_without_items == ["x"] and set(recs.frame["user_id"]) == {"y"}
 
 
 def test_known_items_keep_their_id_rows_and_neighbours(source):
@@ -325,9 +330,9 @@ def test_the_share_is_chosen_on_every_late_support_item_not_only_the_last(source
     # the last items alone say the counts do not help; the hidden staples say they do
     assert info["popularity_share"] > 0, info["popularity_share_gains"]
 
-    # supports of items each bought twice leave nothing to hide: no choice, share 0
+    # one item per support (a repeated row counts once) leaves nothing to hide: share 0
     twice = pd.DataFrame(
-        [(f"u{u}", f"t{i}", p) for u in range(30) for p, i in enumerate((1, 1, 6, 6))],
+        [(f"u{u}", f"t{u % 7}", p) for u in range(30) for p in range(2)],
         columns=["user_id", "item_id", "position"],
     )
     info = serve_new_shop(source, items, twice, encoder=FakeEncoder()).report["served_catalogue"]

@@ -225,3 +225,16 @@ def test_unreadable_file(seeded, tiny_files, tmp_path):
     junk.write_bytes(b"not parquet at all")
     with pytest.raises(ValidationError, match=r"cannot read .*junk.parquet"):
         import_files(seeded, "new", junk, tiny_files["items"])
+
+
+def test_command_line_files_keep_ids_exactly_as_written(tmp_path):
+    """Ids that look like decimals, exponents or numbers too long for 64 bits come back as text."""
+    from metarec_core.data.canonical import canonical_items
+    from metarec_core.data.files import read_table
+
+    ids = ["29602.10", "00042", "29602E2", "98765432109876000119", "98765432109876000120"]
+    path = tmp_path / "items.csv"
+    path.write_text("item_id;title;price\n" + "".join(f"{i};t {i};1.5\n" for i in ids))
+    table = read_table(path)
+    assert table["item_id"].tolist() == ids and table["price"].dtype.kind == "f"
+    assert canonical_items(table)["item_id"].tolist() == ids

@@ -52,7 +52,7 @@ def test_child_process_trains_a_model_and_reports_progress(paths):
     view = _wait(job_id, paths)
     assert view.state == "done", view.error or view.log_tail
     assert view.models == ["cats"] and view.events
-    assert {e["stage"] for e in view.events} >= {"meta-train"}
+    assert {e["stage"] for e in view.events} >= {"prepare", "embed"}
     model = paths.models_dir / DATASET / "cats"
     meta = json.loads((model / "metarec_meta.json").read_text())
     assert meta["kind"] == "categories" and meta["job_id"] == job_id

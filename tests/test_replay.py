@@ -18,15 +18,15 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture(autouse=True)
 def fake_encoder(monkeypatch):
-    from metarec_core.embed import encoder
+    from metarec_core.embed import registry
 
-    monkeypatch.setattr(encoder, "get_encoder", lambda name="fake": encoder.FakeEncoder())
+    monkeypatch.setattr(registry, "default_encoder_name", lambda device="auto": "fake")
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny model trained through the CLI: 80 users who each stay inside one of 4 groups."""
-    from metarec_core.embed import encoder
+    from metarec_core.embed import registry
 
     tmp = tmp_path_factory.mktemp("replay")
     rows = []
@@ -45,7 +45,7 @@ def model_dir(tmp_path_factory):
     )
     items.to_csv(tmp / "items.csv", index=False)
     mp = pytest.MonkeyPatch()
-    mp.setattr(encoder, "get_encoder", lambda name="fake": encoder.FakeEncoder())
+    mp.setattr(registry, "default_encoder_name", lambda device="auto": "fake")
     code = main(
         ["train", "--interactions", str(tmp / "t.csv"), "--items", str(tmp / "items.csv"),
          "--out", str(tmp / "model"), "--k", "2", "--device", "cpu", "--epochs", "1"]

@@ -12,6 +12,7 @@ from metarec_core.categories.config import CategoryConfig, EngineConstants
 from metarec_core.categories.protonet import l2n
 from metarec_core.errors import NotFoundError, ValidationError
 
+FORMAT = "metarec-categories/1"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "projection.safetensors"
 REPORT_FILE = "training_report.json"
@@ -102,10 +103,13 @@ class CategoryModel:
         """Write config.json, projection.safetensors and training_report.json into ``directory``."""
         from safetensors.numpy import save_file
 
+        from metarec_core.registry import refuse_other_kind, write_json
+
         d = Path(directory)
+        refuse_other_kind(d, FORMAT)
         d.mkdir(parents=True, exist_ok=True)
         meta = {
-            "format": "metarec-categories/1",
+            "format": FORMAT,
             "encoder_id": self.encoder_id,
             "temperature": self.temperature,
             "config": self.config.to_dict(),
@@ -114,8 +118,10 @@ class CategoryModel:
             tmp = d / f".{WEIGHTS_FILE}.tmp"
             save_file({"matrix": np.ascontiguousarray(self.matrix, dtype=np.float32)}, str(tmp))
             tmp.replace(d / WEIGHTS_FILE)
-        (d / REPORT_FILE).write_text(json.dumps(self.report, indent=2, default=str))
-        (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        else:  # the encoder space: no projection of an earlier training may stay behind
+            (d / WEIGHTS_FILE).unlink(missing_ok=True)
+        write_json(d / REPORT_FILE, self.report)
+        write_json(d / CONFIG_FILE, meta)
         self.path = d
         return d
 

@@ -139,7 +139,8 @@ def fit_projection(
     progress: Progress = no_progress,
 ) -> tuple[np.ndarray | None, float, dict, dict]:
     """Meta-train the projection on embeddings ``x`` (N, D) with labels ``y`` (N,) and keep it
-    only if it transfers to held-back groups of categories.
+    only if it transfers to held-back groups of categories (with fewer than 12 categories none
+    can be held back, and the encoder space is kept).
 
     Returns (matrix or None for the encoder space, temperature, history, validation report).
     """
@@ -168,11 +169,18 @@ def fit_projection(
         log.info("projection %s on held-back categories: %s", "kept" if use_projection else
                  "dropped", validation)  # fmt: skip
 
-    if use_projection:
+    unchecked = use_projection and not len(val)  # too few categories to hold some back
+    if use_projection and not unchecked:
         proj, history = meta_train(x, y, names, config, progress)
         matrix, temperature = proj.as_matrix(), history["temperature"]
     else:  # the encoder space with the training-free steps (what validation preferred)
-        why = "did not transfer" if validation else "is disabled (rank or episodes 0)"
+        why = (
+            f"cannot be checked on held-back categories with {n} (12 or more needed)"
+            if unchecked
+            else "did not transfer"
+            if validation
+            else "is disabled (rank or episodes 0)"
+        )
         history = {"episodes": 0, "note": f"learned projection {why}; encoder space kept"}
         matrix, temperature = None, PLAIN_TEMPERATURE
     return matrix, temperature, history, validation

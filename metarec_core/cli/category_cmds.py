@@ -125,6 +125,8 @@ def train_categories(args: argparse.Namespace) -> int:
             f"{a['untrained']:.3f} / {f.get('untrained', float('nan')):.3f} in the encoder space, "
             f"so it was {'kept' if val.get('projection_kept') else 'dropped'}"
         )
+    elif "note" in rep.get("history", {}):
+        check = f"; the {rep['history']['note']}"
     print(
         f"trained with the {encoder} encoder on {rep['n_items']} items in "
         f"{rep['n_categories']} categories in "

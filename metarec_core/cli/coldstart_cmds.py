@@ -238,6 +238,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ValidationError(f"--top must be >= 1, got {args.top}")
     steps = parse_steps(args.steps) if args.steps is not None else None
+    if Path(args.out).is_dir():
+        raise ValidationError(f"--out {args.out} is a folder: name the CSV file to write")
     model = ColdStartModel.load(args.model, device=args.device)
     support = read_table(args.support)
     if args.items is not None:
@@ -267,6 +269,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(
             f"{len(recs.fallback_users)} user(s) had no known support item and got popularity "
             f"(fallback=True), e.g. {', '.join(recs.fallback_users[:3])}",
+            file=sys.stderr,
+        )
+    if recs.users_without_items:
+        print(
+            f"{len(recs.users_without_items)} user(s) have nothing left to recommend (their "
+            f"support holds every item), e.g. {', '.join(recs.users_without_items[:3])}",
             file=sys.stderr,
         )
     return 0

@@ -114,6 +114,7 @@ class ColdStartModel:
         empty = [len(s) == 0 for s in supports]
         frame = self._frame(users, ranked, empty)
         fallback = [u for u, e in zip(users, empty, strict=True) if e]
+        listed = set(frame["user_id"])
         curves = {}
         if ranked.curves is not None:
             curves = {u: [float(v) for v in c] for u, c in zip(users, ranked.curves, strict=True)}
@@ -121,6 +122,7 @@ class ColdStartModel:
             frame=frame,
             method=method,
             fallback_users=fallback,
+            users_without_items=[u for u in users if u not in listed],
             skipped_items=int(sum(skipped.values())),
             skipped_by_user=skipped,
             loss_curves=curves,
@@ -221,7 +223,10 @@ class ColdStartModel:
         """Write the self-contained model directory (created if needed); returns its path."""
         from safetensors.torch import save_file
 
+        from metarec_core.registry import refuse_other_kind, write_json
+
         d = Path(directory)
+        refuse_other_kind(d, FORMAT)
         d.mkdir(parents=True, exist_ok=True)
         tensors = {
             "item_text": self.text.detach().cpu().contiguous(),
@@ -250,8 +255,8 @@ class ColdStartModel:
             "text_dim": int(self.text.shape[1]),
             "encoder": self.encoder_id,
         }
-        (d / "config.json").write_text(json.dumps(meta, indent=2))
-        (d / "training_report.json").write_text(json.dumps(self.report, indent=2))
+        write_json(d / "training_report.json", self.report)
+        write_json(d / "config.json", meta)
         return d
 
     @classmethod
@@ -343,8 +348,11 @@ def _reading(path: Path) -> Iterator[None]:
 def parse_support(
     support: pd.DataFrame, index: dict[str, int]
 ) -> tuple[list[str], list[np.ndarray], dict[str, int]]:
-    """Users (in first-seen order), their known support rows in order, skipped rows per user."""
-    from metarec_core.data.canonical import ITEM_ALIASES, USER_ALIASES, find_column
+    """Users (in first-seen order), their known support rows in order (an item repeated counts
+    once, at its first place), skipped rows per user. Ids compare as ``canonical_items`` writes
+    them (1.0 and 1 are one user); an order column (position, timestamp, ...) holds numbers or
+    dates."""
+    from metarec_core.data.canonical import ITEM_ALIASES, USER_ALIASES, find_column, order_values
 
     if support is None or len(support) == 0:
         raise ValidationError("support: no rows (need user_id, item_id[, position])")
@@ -363,15 +371,15 @@ def parse_support(
         if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.to_numpy(), 1) == 0):
             s = s.astype(np.int64)
         df[c] = s.astype(str).str.strip()
+    users = [str(x) for x in pd.unique(df["user_id"])]
     pos = find_column(support, ("position", "timestamp", "ts", "time", "order"))
-    df["_o"] = pd.to_numeric(support[pos], errors="coerce").to_numpy() if pos is not None else 0.0
+    df["_o"] = order_values(support[pos], pos, "support").to_numpy() if pos is not None else 0.0
     df["_r"] = np.arange(len(df))
     df = df.sort_values(["_o", "_r"], kind="stable", na_position="last")
+    df = df.drop_duplicates(["user_id", "item_id"])
     df["row"] = df["item_id"].map(index)
-    users = list(pd.unique(support[u].astype(str).str.strip()))
     known = df.dropna(subset=["row"])
     groups = {k: g["row"].to_numpy(np.int64) for k, g in known.groupby("user_id", sort=False)}
     bad = df[df["row"].isna()].groupby("user_id").size()
     skipped = {str(k): int(v) for k, v in bad.items()}
-    users = [str(x) for x in users]
     return users, [groups.get(x, np.zeros(0, np.int64)) for x in users], skipped

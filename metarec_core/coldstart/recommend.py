@@ -30,6 +30,8 @@ class Recommendations:
             (support item ids that contributed most, "|"-joined), fallback (popularity used).
         method: the method that ranked.
         fallback_users: users with no known support item (served by popularity).
+        users_without_items: users with nothing left to recommend (their support holds every
+            item of the catalogue).
         skipped_items: support rows skipped because their item is not in the catalogue.
         skipped_by_user: user_id -> skipped rows (users with at least one).
         loss_curves: user_id -> inner-loop support loss before each step and after the last one
@@ -42,6 +44,7 @@ class Recommendations:
     frame: pd.DataFrame
     method: str
     fallback_users: list[str] = field(default_factory=list)
+    users_without_items: list[str] = field(default_factory=list)
     skipped_items: int = 0
     skipped_by_user: dict[str, int] = field(default_factory=dict)
     loss_curves: dict[str, list[float]] = field(default_factory=dict)

@@ -212,9 +212,19 @@ def prepare(
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     catalogue = Catalogue.from_items(items)
-    _, seqs, skipped = user_sequences(interactions, catalogue.index())
+    index = catalogue.index()
+    _, seqs, skipped = user_sequences(interactions, index)
     if sum(len(s) >= 2 for s in seqs) < 2:
-        raise ValidationError("interactions: need at least 2 users with 2+ known items to train")
+        ids = interactions["item_id"].astype(str)
+        unknown = (
+            f" ({skipped:,} of {len(interactions):,} rows name an item_id the items file lacks, "
+            f"e.g. {ids[~ids.isin(index.keys())].iloc[0]})"
+            if skipped
+            else ""
+        )
+        raise ValidationError(
+            f"interactions: need at least 2 users with 2+ known items to train{unknown}"
+        )
     text = item_text_embeddings(catalogue, encoder, progress)
     stats = fit_statistics(seqs, len(catalogue), cfg, progress)
     train_seqs, val = split_validation(seqs, cfg)

@@ -81,7 +81,9 @@ def _id_strings(s: pd.Series, role: str, what: str) -> pd.Series:
     return s.astype(str).str.strip().astype(object)
 
 
-def _order_values(s: pd.Series, col: str, what: str) -> pd.Series:
+def order_values(s: pd.Series, col: str, what: str) -> pd.Series:
+    """Column ``col`` of an order (numbers, or dates parsed as such) as float seconds or numbers;
+    ValidationError when a value is neither."""
     if pd.api.types.is_numeric_dtype(s):
         out = s.astype(np.float64)
     elif pd.api.types.is_datetime64_any_dtype(s):
@@ -91,7 +93,9 @@ def _order_values(s: pd.Series, col: str, what: str) -> pd.Series:
         if num.notna().all():
             out = num.astype(np.float64)
         else:
-            dt = pd.to_datetime(s, errors="coerce", utc=True)
+            dt = pd.to_datetime(s, errors="coerce", utc=True)  # one format, from the first value
+            if dt.isna().any():  # dates written in more than one way: each value on its own
+                dt = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
             if dt.isna().any():
                 n = int(dt.isna().sum())
                 raise ValidationError(
@@ -132,7 +136,7 @@ def canonical_interactions(
     )
     keys = []
     for n, c in enumerate(orders):
-        vals = _order_values(df[c], c, what)
+        vals = order_values(df[c], c, what)
         if vals.isna().any():
             raise ValidationError(
                 f"{what}: column '{c}' has {int(vals.isna().sum())} missing value(s)"

@@ -7,9 +7,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from metarec_core.data.canonical import ITEM_ALIASES, USER_ALIASES
 from metarec_core.errors import ValidationError
 
 _PARQUET = (".parquet", ".parq", ".pq")
+ID_COLUMNS = frozenset((*USER_ALIASES, *ITEM_ALIASES))
 
 
 def file_kind(path: str | Path) -> str:
@@ -20,15 +22,22 @@ def file_kind(path: str | Path) -> str:
     return "csv"
 
 
-def scan_sql(path: str | Path) -> tuple[str, list]:
-    """A DuckDB table expression (and its parameters) that scans the file without loading it."""
+def scan_sql(path: str | Path, types: dict[str, str] | None = None) -> tuple[str, list]:
+    """A DuckDB table expression (and its parameters) that scans the file without loading it;
+    ``types`` fixes the type of some CSV columns (e.g. {"item_id": "VARCHAR"})."""
     if file_kind(path) == "parquet":
         return "read_parquet(?)", [str(path)]
+    if types:
+        return "read_csv(?, auto_detect=true, header=true, sample_size=-1, types=?)", [
+            str(path),
+            types,
+        ]
     return "read_csv(?, auto_detect=true, header=true, sample_size=-1)", [str(path)]
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Load a CSV/Parquet file into a DataFrame (ids keep their text form where they are text).
+    """Load a CSV/Parquet file into a DataFrame. A CSV's user and item id columns (by their
+    usual names) are read as text, so ids come back exactly as written.
 
     Raises ValidationError naming the file when it is missing, empty or unreadable.
     """
@@ -47,6 +56,10 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     expr, params = scan_sql(path)
     con = duckdb.connect()
     try:
+        if file_kind(path) == "csv":  # id columns as written: 0042, 29602.10, 20-digit numbers
+            names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {expr}", params).fetchall()]
+            ids = {c: "VARCHAR" for c in names if str(c).lower() in ID_COLUMNS}
+            expr, params = scan_sql(path, ids)
         df = con.execute(f"SELECT * FROM {expr}", params).df()
     except duckdb.Error as exc:
         from metarec_core.data.staging import diagnose_csv
