@@ -53,6 +53,8 @@ with error_boundary("loading the category model"):
         model = res.category_model(str(m.path), m.created)
         encoder_name = lab.model_encoder_name(model)
         st.caption(f"Text encoder: {encoder_name} (the model's own: it was trained with it).")
+        if note := lab.model_note(model):
+            st.caption(note)
     else:
         options = lab.encoder_choices(res.encoder_name())
         encoder_name = st.selectbox(
@@ -96,13 +98,21 @@ else:
     new_cat = a.text_input("Category name", value="my category", key="cat_new_name")
     text = b.text_input("Search the catalogue", key="cat_search")
     found = services.search_items(items, text, limit=30)
+    if text.strip() and found.empty:
+        st.info(f"No product matches '{plain(text.strip())}'.")
+    titles = dict(zip(found["item_id"].astype(str), found["title"].astype(str), strict=True))
     pick = st.multiselect(
         "Products to label",
-        found["item_id"].astype(str).tolist(),
-        format_func=lambda i: f"{found.set_index('item_id').loc[i, 'title']} ({i})",
+        list(titles),
+        format_func=lambda i: f"{titles.get(i, '')} ({i})",
         key="cat_pick",
     )
-    if st.button(f"Label selected as '{new_cat}'", key="cat_label_btn") and pick:
+    if st.button(
+        f"Label selected as '{plain(new_cat)}'",
+        key="cat_label_btn",
+        disabled=not pick,
+        help=None if pick else "Pick products to label first.",
+    ):
         labels.update({str(i): new_cat for i in pick})
     if labels:
         st.dataframe(
@@ -128,6 +138,14 @@ else:
         )
 
 # ---- run (also after one-click labelling) ------------------------------------------------------
+# results stand only for the settings they were computed with (the threshold slider re-runs)
+settings = (dataset, model_choice, encoder_name, mode, open_set)
+if mode == MODES[0]:
+    settings += (tuple(chosen), k, int(seed), foreign)
+else:
+    settings += (tuple(sorted(labels.items())),)
+if st.session_state.get("cat_result_for") != settings:
+    st.session_state.pop("cat_result", None)
 task = st.session_state.get("cat_task")
 last = st.session_state.get("cat_result")
 moved = last is not None and open_set and last.open_set and last.threshold_shift != shift
@@ -146,28 +164,34 @@ if task and (st.session_state.pop("cat_dirty", False) or moved):
             model_name=None if model is None else model_choice,
             threshold_shift=shift,
         )
+        st.session_state["cat_result_for"] = settings
     bar.clear()
 
 run = st.session_state.get("cat_result")
 if run is None:
-    st.info("Choose categories and press **Run**.")
+    changed = "cat_result_for" in st.session_state
+    st.info(
+        "The settings changed since the last run: press **Run** to see results for them."
+        if changed
+        else "Choose categories and press **Run**."
+    )
     st.stop()
 
 st.subheader("Results")
 if run.script_warning:
     st.warning(run.script_warning)
 st.caption(
-    f"{plain(run.model_used)} · {len(run.predictions):,} products classified in {run.seconds:.2f} s"
+    plain(
+        f"{run.model_used} · encoder {run.encoder} · {len(run.predictions):,} products "
+        f"classified in {run.seconds:.2f} s"
+    )
 )
-m = st.columns(5)
-m[0].metric(
-    "Leave-one-out (support only)", "–" if run.loo_accuracy is None else f"{run.loo_accuracy:.0%}"
-)
-m[1].metric("Accuracy", "–" if run.accuracy is None else f"{run.accuracy:.0%}")
-m[2].metric("Macro-F1", "–" if run.macro_f1 is None else f"{run.macro_f1:.2f}")
-if run.open_metrics:
-    m[3].metric("Open-set precision", f"{run.open_metrics['precision']:.0%}")
-    m[4].metric("Open-set recall", f"{run.open_metrics['recall']:.0%}")
+figures = lab.headline(run)
+if figures:
+    for col, (label, value, help_text) in zip(st.columns(len(figures)), figures, strict=True):
+        col.metric(label, value, help=help_text)
+if len(run.categories) == 1:
+    st.caption("Leave-one-out is not shown: with one category it is always right.")
 if not run.truth_known:
     st.caption(
         "Ground truth is unknown for searched labels: the leave-one-out estimate and the "
@@ -182,12 +206,9 @@ left.plotly_chart(
     ),
     key="cat_confusion",
 )
-right.plotly_chart(
-    fig.confidence_histogram(
-        run.predictions.rename(columns={"predicted": "category"}), run.threshold
-    ),
-    key="cat_conf_hist",
-)
+right.plotly_chart(lab.confidence_figure(run), key="cat_conf_hist")
+if run.open_set:
+    right.caption("Products left of the threshold are 'none of these'.")
 
 st.markdown("#### Label next")
 st.caption("The most uncertain products: one click labels them and re-runs.")

@@ -32,6 +32,7 @@ st.caption(
     f"Model {plain(ctx.model.name)}: {origin}; retrain it on Training & Runs. "
     "The shoppers below were held out of its training."
 )
+served_by = ctx.model  # the model that serves "after"
 others = services.other_shop_models(res.paths(), dataset)
 if others:
     pick = st.selectbox(
@@ -45,6 +46,11 @@ if others:
     if pick is not None:
         with st.spinner("Reading this shop's products with the other shop's model…"):
             model = res.other_shop_model(str(pick.path), pick.created, ctx.db, dataset)
+        served_by = pick
+model_name = (
+    served_by.name if served_by is ctx.model else f"{served_by.name} (from {served_by.dataset})"
+)
+served = (dataset, str(served_by.path), served_by.created)  # results are kept for this only
 
 handoff = st.session_state.pop(HANDOFF_USER, None)
 if handoff:
@@ -61,6 +67,23 @@ n_of = dict(zip(held["user_id"], held["n_interactions"], strict=True))
 
 def _label(method: str) -> str:
     return LABELS.get(method, method)
+
+
+def _kept(name: str, made_from: tuple):
+    """The result kept under ``name`` while it was made from ``made_from``; else None (forgotten)."""
+    if st.session_state.get(f"{name}_from") != made_from:
+        st.session_state.pop(name, None)
+    return st.session_state.get(name)
+
+
+def _keep(name: str, made_from: tuple, result) -> None:
+    st.session_state[name], st.session_state[f"{name}_from"] = result, made_from
+
+
+def _served() -> dict:
+    """What every result gets besides its inputs: this shop's bestsellers from its own log (the
+    "before", whichever model serves) and the serving model's name."""
+    return {"bestsellers": services.bestsellers(ctx.model, inter), "model_name": model_name}
 
 
 def _user_history() -> tuple[str, list[str], pd.DataFrame | None]:
@@ -89,7 +112,10 @@ def _user_history() -> tuple[str, list[str], pd.DataFrame | None]:
             st.warning("This shopper was part of the model's training data: not a fair test.")
         return user, rows["item_id"].astype(str).tolist(), rows
     picked = st.session_state.setdefault("cs_custom_items", [])
-    found = services.search_items(items, st.text_input("Search the catalogue", key="cs_search"), 30)
+    query = st.text_input("Search the catalogue", key="cs_search")
+    found = services.search_items(items, query, 30)
+    if found.empty:
+        st.info(f"No product matches '{plain(query.strip())}'.")
     titles = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["title"]
     add = st.multiselect(
         "Add to the shopper's history (in order)",
@@ -106,14 +132,34 @@ def _user_history() -> tuple[str, list[str], pd.DataFrame | None]:
     return "new shopper", list(picked), None
 
 
-def _show_list(col, title: str, df: pd.DataFrame, after: bool) -> None:
+# Short labels and fixed widths so both lists fit side by side (~560 px each at 1600 px).
+BOUGHT, BECAUSE = "bought later", "from the shopper's actions"
+_COLUMNS = {
+    "rank": st.column_config.NumberColumn("#", width=36),
+    "change": st.column_config.TextColumn("change", width=60, help="Against the 'before' list"),
+    "title": st.column_config.TextColumn("title", width=180),
+    "category": st.column_config.TextColumn("category", width=90),
+    BECAUSE: st.column_config.TextColumn(
+        "because of", width=110, help="The shopper's actions that brought the product up"
+    ),
+    BOUGHT: st.column_config.TextColumn("bought", width=60, help="The shopper bought it later"),
+}
+
+
+def _show_list(col, title: str, df: pd.DataFrame, after: bool, known_later: bool) -> None:
+    """One ranked list; the 'bought later' column only when the shopper's later actions are known."""
     col.markdown(f"**{title}**")
-    view = df.assign(**{"bought later": df["hit"].map({True: "✓", False: ""})})
-    cols = ["rank", "title", "category", "bought later"]
-    if after:
-        view = view.rename(columns={"because": "from the shopper's actions"})
-        cols = ["rank", "change", "title", "category", "from the shopper's actions", "bought later"]
-    col.dataframe(view[cols], hide_index=True, key=f"cs_list_{'after' if after else 'before'}")
+    view = df.assign(**{BOUGHT: df["hit"].map({True: "✓", False: ""}), BECAUSE: df["because"]})
+    cols = (
+        ["rank", "change", "title", "category", BECAUSE] if after else ["rank", "title", "category"]
+    )
+    view = view[cols + ([BOUGHT] if known_later else [])]
+    col.dataframe(
+        view,
+        hide_index=True,
+        column_config={c: _COLUMNS[c] for c in view.columns},
+        key=f"cs_list_{'after' if after else 'before'}",
+    )
 
 
 def _before_after(user: str, history: list[str], rows: pd.DataFrame | None) -> None:
@@ -130,22 +176,27 @@ def _before_after(user: str, history: list[str], rows: pd.DataFrame | None) -> N
     )
     top = c3.slider("Top-N", 5, 20, 10, key="cs_top")
     k = c4.slider("First k actions", 1, services.MAX_STEPS, 3, key="cs_k", disabled=rows is None)
+    if rows is None:
+        c4.caption("A built shopper uses their whole history.")
+    made_from = (*served, user, tuple(history), None if rows is None else int(k))
     if st.button("Adapt", type="primary", key="cs_adapt", disabled=not history):
         with error_boundary("adapting to the shopper"):
             if rows is not None:
-                st.session_state["cs_result"] = services.adapt_held_out(
-                    model, items, rows, int(k), method, baseline, int(top)
+                r = services.adapt_held_out(
+                    model, items, rows, int(k), method, baseline, int(top), **_served()
                 )
             else:
-                st.session_state["cs_result"] = services.adapt_user(
-                    model, items, history, None, method, baseline, int(top), user
+                r = services.adapt_user(
+                    model, items, history, None, method, baseline, int(top), user, **_served()
                 )
-    r = st.session_state.get("cs_result")
+            _keep("cs_result", made_from, r)
+    r = _kept("cs_result", made_from)
     if r is None:
         return
     st.success(
-        f"Adapted to {plain(r.user)} from {len(r.support)} action(s) in "
-        f"{r.seconds * 1000:.0f} ms: before = {_label(r.baseline)}, after = {_label(r.method)}."
+        f"Adapted to {plain(r.user)} from {len(r.support)} action(s) with model "
+        f"{plain(r.model)} in {r.seconds * 1000:.0f} ms: before = {_label(r.baseline)}, "
+        f"after = {_label(r.method)}."
     )
     if r.fallback:
         st.warning("None of the shopper's actions is in the model's catalogue: bestsellers shown.")
@@ -166,8 +217,9 @@ def _before_after(user: str, history: list[str], rows: pd.DataFrame | None) -> N
             )
     st.dataframe(r.support, hide_index=True, key="cs_support")
     left, right = st.columns(2)
-    _show_list(left, f"Before: {_label(r.baseline)}", r.before, after=False)
-    _show_list(right, f"After: {_label(r.method)}", r.after, after=True)
+    known_later = not r.later.empty
+    _show_list(left, f"Before: {_label(r.baseline)}", r.before, False, known_later)
+    _show_list(right, f"After: {_label(r.method)}", r.after, True, known_later)
     g1, g2 = st.columns(2)
     if r.losses:
         g1.plotly_chart(fig.loss_curve(r.losses), key="cs_loss")
@@ -185,12 +237,14 @@ def _replay(user: str, history: list[str], rows: pd.DataFrame | None) -> None:
     method = c1.selectbox("Method", METHODS, 0, format_func=_label, key="cs_rp_method")
     steps = c2.slider("Actions to replay", 1, services.MAX_STEPS, services.MAX_STEPS, key="cs_rp_n")
     top = c3.slider("Top-N", 5, 20, 10, key="cs_rp_top")
+    made_from = (*served, user, tuple(history))
     if st.button("Replay", type="primary", key="cs_rp_run", disabled=not history):
         with error_boundary("replaying the shopper's actions"):
-            st.session_state["cs_replay"] = services.replay(
-                model, items, history, None, int(steps), method, int(top), user
+            rp = services.replay(
+                model, items, history, None, int(steps), method, int(top), user, **_served()
             )
-    rp = st.session_state.get("cs_replay")
+            _keep("cs_replay", made_from, rp)
+    rp = _kept("cs_replay", made_from)
     if rp is None:
         return
     if rp.note:
@@ -212,7 +266,7 @@ def _replay(user: str, history: list[str], rows: pd.DataFrame | None) -> None:
     st.dataframe(view[cols], hide_index=True, key="cs_rp_table")
     with st.expander("Every step at a glance"):
         st.dataframe(rp.summary(), hide_index=True, key="cs_rp_summary")
-    st.caption(f"{last + 1} lists in {rp.seconds:.2f} s.")
+    st.caption(f"{last + 1} lists in {rp.seconds:.2f} s by model {plain(rp.model)}.")
 
 
 def _cohort() -> None:
@@ -229,11 +283,15 @@ def _cohort() -> None:
     if st.button("Run cohort", type="primary", key="cs_co_run"):
         users = held["user_id"].sort_values().head(n_users).tolist()
         with error_boundary("running the cohort"), st.spinner("Ranking the catalogue…"):
-            st.session_state["cs_cohort"] = services.cohort(model, inter, users, int(k_co), methods)
-    co = st.session_state.get("cs_cohort")
+            co = services.cohort(model, inter, users, int(k_co), methods, **_served())
+            _keep("cs_cohort", served, co)
+    co = _kept("cs_cohort", served)
     if co is None:
         return
-    st.caption(f"{co.per_user['user_id'].nunique()} shoppers · k = {co.k} · {co.seconds:.1f} s")
+    st.caption(
+        f"{co.per_user['user_id'].nunique()} shoppers · k = {co.k} · model {plain(co.model)} · "
+        f"{co.seconds:.1f} s"
+    )
     if len(co.lift):
         st.markdown("**Lift of adaptation, shopper by shopper** (NDCG@10, paired 95% interval)")
         st.dataframe(co.lift, hide_index=True, key="cs_co_lift")

@@ -4,11 +4,9 @@ that compares with text-only and in-shop methods as the shop's log grows."""
 import streamlit as st
 
 from metarec_core import services
-from metarec_core.viz import figures as fig
 from pages._shared import resources as res
 from pages._shared.context import context
 from pages._shared.errors import error_boundary
-from pages._shared.plain import plain
 from pages._shared.progress import StreamlitProgress
 
 ctx = context()
@@ -35,9 +33,12 @@ source = st.selectbox(
     key="ns_model",
 )
 k = st.slider("First k actions of each new shopper", 1, 10, 3, key="ns_k")
+key = services.run_key(dataset, source, k)
+if st.session_state.get("ns_result") is not None and st.session_state["ns_result"].key != key:
+    del st.session_state["ns_result"]  # computed for another shop, model or k
 if st.button("Compare", type="primary", key="ns_run"):
     with error_boundary("comparing on this shop's new shoppers"):
-        bar = StreamlitProgress("Embedding this shop's products…")
+        bar = StreamlitProgress("Embedding this shop's products…", min_interval=0.0)
         model = res.other_shop_model(str(source.path), source.created, ctx.db, dataset)
         bar.bar.progress(0.0, text="Ranking for the held-out shoppers…")
         curve = services.new_shop_curve(
@@ -48,30 +49,20 @@ if st.button("Compare", type="primary", key="ns_run"):
             progress=bar,
         )
         bar.clear()
-        st.session_state["ns_result"] = (source.dataset, int(k), curve)
+        st.session_state["ns_result"] = services.NewShopRun(key, source.dataset, int(k), curve)
 result = st.session_state.get("ns_result")
 if result is not None:
-    src, k_used, curve = result
-    st.plotly_chart(fig.new_shop_curve(curve), key="ns_chart")
-    zero = curve[curve["target_users"] == 0].set_index("method")["ndcg@10"]
-    if {"adapted", "text-tfidf"} <= set(zero.index) and zero["text-tfidf"] > 0:
-        st.text(
-            f"With no history in this shop, the model from {src} reaches NDCG@10 "
-            f"{zero['adapted']:.3f} at k = {k_used}: {zero['adapted'] / zero['text-tfidf']:.1f}x "
-            "text-only TF-IDF."
-        )
-    share = curve.attrs.get("popularity_share", 0.0)
-    if share > 0:
-        st.text(
-            f"This shop is bought by popularity: ranking each new shopper's last few first "
-            f"actions from their others showed it, so how many shoppers chose each product takes "
-            f"{share:g} of the model's score."
-        )
+    st.plotly_chart(services.new_shop_figure(result.curve), key="ns_chart")
+    for line in services.new_shop_summary(result.curve, result.source, result.k):
+        st.text(line)
+    curve = result.curve
     view = curve.assign(**{"warm users seen": curve["target_users"].map(lambda n: f"{int(n):,}")})[
         ["method", "group", "warm users seen", "ndcg@10", "lo", "hi"]
     ]
     st.dataframe(view, hide_index=True, key="ns_table")
     st.caption(
-        "lo / hi: 95% interval over shoppers. To start this shop from the other shop's model "
-        f"once it has a log: `python -m metarec_core train --init-from {plain(str(source.path))} …`."
+        "lo / hi: 95% interval over shoppers; where two intervals overlap, the gap may be chance. "
+        "To start this shop's own model from the other shop's once it has a log "
+        "(TARGET_LOG, TARGET_ITEMS: this shop's files):"
     )
+    st.code(services.init_from_command(source.path, dataset), language="bash")

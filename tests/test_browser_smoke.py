@@ -332,7 +332,7 @@ def _result_tables(s: Session) -> tuple[list[dict], list[dict]]:
     their last columns)."""
     deadline = time.perf_counter() + 30
     while True:  # the grid fills its accessible rows a moment after it is drawn
-        tables = [t for t in _tables(s) if t and {"rank", "title"} <= set(t[0])]
+        tables = [t for t in _tables(s) if t and {"#", "title"} <= set(t[0])]
         before = [t for t in tables if "change" not in t[0]]
         after = [t for t in tables if "change" in t[0]]
         if (len(before) == 1 and len(after) >= 1) or time.perf_counter() > deadline:

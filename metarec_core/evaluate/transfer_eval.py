@@ -95,14 +95,26 @@ def evaluate_transfer(
             "position": [p for s in supports for p in range(len(s))],
         }
     )
+    warm_log = target_interactions[target_interactions["user_id"].astype(str).isin(set(warm))]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.asarray(sorted(set(warm_log["user_id"].astype(str))), dtype=object))
+    sizes = []  # (n as asked, warm users it means here), each number of warm users once
+    for n in target_users:
+        n_all = len(order) if n < 0 else min(n, len(order))
+        if n != 0 and n_all not in {m for _, m in sizes}:  # e.g. 1,000 and "all" on a small shop
+            sizes.append((n, n_all))
+    total = len(ZERO_DATA) + sum(len(WITH_DATA) + (n in train_at) for n, _ in sizes)
+    out: list[dict] = []
+
+    def running(what: str) -> None:
+        """Report the step about to start, with the number of rows scored so far."""
+        progress(ProgressEvent("evaluate", len(out), total, what))
+
+    running("serving the new shoppers' first actions")
     bare = serve_new_shop(model, target_items, None, encoder=encoder)
     served = serve_new_shop(model, target_items, support_log, encoder=encoder)
     index, ids = served.index, served.catalogue.item_ids
     rows_of = [np.array([index[i] for i in s if i in index], np.int64) for s in supports]
-    warm_log = target_interactions[target_interactions["user_id"].astype(str).isin(set(warm))]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(np.asarray(sorted(set(warm_log["user_id"].astype(str))), dtype=object))
-    out, done = [], set()
 
     def score(method: str, n: int, ranked: np.ndarray) -> None:
         lists = [list(ids[r]) for r in ranked]
@@ -112,37 +124,34 @@ def evaluate_transfer(
             mean, half = mean_ci95(values)
             row.update({metric: mean, f"{metric}_lo": mean - half, f"{metric}_hi": mean + half})
         out.append(row)
-        progress(
-            ProgressEvent(
-                "evaluate", len(out), 0, f"{method} @ {n} users", {"ndcg@10": row["ndcg@10"]}
-            )
-        )
 
     for method in ("adapted", "no-adapt", "text-similarity"):
+        running(f"{method} · no log")
         score(method, 0, rank_users(served, rows_of, method, 20).items)
+    running("text-tfidf · no log")
     score("text-tfidf", 0, tfidf_rank(list(served.catalogue.texts), rows_of, 20))
-    for n in target_users:
-        if n == 0:
-            continue
-        n_all = len(order) if n < 0 else min(n, len(order))
-        if n_all in done:  # e.g. 1,000 and "all" on a shop with fewer warm users
-            continue
-        done.add(n_all)
+    for n, n_all in sizes:
+        where = f"{n_all:,} shoppers' log"
+        running(f"in-shop methods · learning from {where}")
         chosen = warm_log[warm_log["user_id"].astype(str).isin(set(order[:n_all]))]
         shop = with_log(bare, chosen)
         for method in ("popularity", "item-knn", "ease"):
+            running(f"{method} · {where}")
             score(method, n_all, rank_users(shop, rows_of, method, 20).items)
+        running(f"transfer+log · learning from {where}")
         log = pd.concat([chosen, support_log], ignore_index=True)
         grown = with_log(bare, log, includes_support=True)
         score("transfer+log", n_all, rank_users(grown, rows_of, "adapted", 20).items)
         if n in train_at:
             from metarec_core.coldstart.transfer import train_from
 
+            running(f"init-from · training on {where} (minutes)")
             trained = train_from(model, chosen, target_items, config, encoder=encoder)
             kept = trained.report["init_from"]["kept"]
             as_served, share = trained.for_request(rows_of, "adapted")  # as recommend serves it
             score("init-from", n_all, rank_users(as_served, rows_of, "adapted", 20).items)
             out[-1].update(kept=kept, popularity_share=share)
+    progress(ProgressEvent("evaluate", len(out), total, "done"))
     info = {
         "k": k,
         "seed": seed,

@@ -15,7 +15,7 @@ from metarec_core.errors import NotFoundError, ValidationError
 from metarec_core.types import Progress, no_progress
 
 if TYPE_CHECKING:
-    pass
+    import plotly.graph_objects as go
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,19 @@ def model_encoder_name(model) -> str:
     from metarec_core.categories import model_encoder
 
     return model_encoder(model)
+
+
+def model_note(model) -> str | None:
+    """One line when a trained category model classifies in its encoder's own space (its
+    meta-training was dropped), else None."""
+    if model is None or not model.is_plain or model.report.get("kind") != "trained":
+        return None
+    if model.report.get("validation"):
+        return (
+            "This model keeps the encoder's space: its meta-training did not beat it on "
+            "held-back categories."
+        )
+    return "This model keeps the encoder's space: it was saved without meta-training."
 
 
 def category_task(
@@ -96,23 +109,26 @@ class CategoryRun:
     """Everything the New Category Lab shows after one run."""
 
     labels: dict[str, str]
-    predictions: pd.DataFrame  # item_id, title, predicted, confidence[, truth, correct]
+    predictions: (
+        pd.DataFrame
+    )  # item_id, title, predicted, confidence[, similarity][, truth, correct]
     categories: list[str]
     accuracy: float | None
     macro_f1: float | None
-    loo_accuracy: float | None
+    loo_accuracy: float | None  # None with a single category (always right there) or 1 shot
     loo: pd.DataFrame
     confusion: pd.DataFrame
     label_next: pd.DataFrame
     closest: pd.DataFrame
     open_set: bool
-    threshold: float | None
+    threshold: float | None  # open set: cut on ``predictions["similarity"]``
     open_metrics: dict[str, float]
     model_used: str
     seconds: float
     truth_known: bool
     threshold_shift: float = 0.0
     script_warning: str | None = None
+    encoder: str = ""
 
 
 def classify_categories(
@@ -130,7 +146,8 @@ def classify_categories(
     """Few-shot classify ``query_ids`` (default: every unlabelled item) into the labelled categories.
 
     ``labels`` maps item id -> category (k per category); ``truth`` (item id -> category or
-    OTHER) enables accuracy, macro-F1, the query confusion matrix and open-set precision/recall.
+    OTHER) enables accuracy, macro-F1 (see ``_checked``), the query confusion matrix and
+    open-set precision/recall.
     ``threshold_shift`` (open set) moves the engine's threshold: up for precision, down for
     recall.
     """
@@ -167,32 +184,33 @@ def classify_categories(
         progress=progress,
         threshold_shift=threshold_shift,
     )
-    preds = result.predictions.merge(query, on="item_id", how="left")
+    preds = result.predictions
+    if open_set:  # what the threshold cuts: similarity to the closest category (Q,)
+        preds = preds.assign(similarity=result.scores.sims.max(1))
+    preds = preds.merge(query, on="item_id", how="left")
     preds["predicted"] = preds["category"].fillna(NONE)
     preds = preds.drop(columns=["category"])
     acc = f1 = None
     open_metrics: dict[str, float] = {}
     if truth is not None:
-        preds["truth"] = preds["item_id"].map(truth).fillna(OTHER)
-        preds["correct"] = preds["predicted"] == preds["truth"]
-        inset = preds[preds["truth"] != OTHER]
-        acc = float(inset["correct"].mean()) if len(inset) else None
-        f1 = _macro_f1(inset["truth"], inset["predicted"], result.categories)
+        preds, acc, f1 = _checked(preds, truth, open_set, result.categories)
         conf = pd.crosstab(preds["truth"], preds["predicted"])
         if open_set:
             open_metrics = _open_set_metrics(preds)
     else:
         conf = cat_engine.confusion(result)
-    cols = ["item_id", "title", "predicted", "confidence"] + (
-        ["truth", "correct"] if truth is not None else []
-    )
+    cols = ["item_id", "title", "predicted", "confidence"]
+    cols += ["similarity"] if open_set else []
+    cols += ["truth", "correct"] if truth is not None else []
+    # one category: every labelled product is "closest" to it, so leave-one-out is always right
+    loo_accuracy = result.leave_one_out if len(result.categories) > 1 else None
     return CategoryRun(
         labels=dict(labels),
         predictions=preds[cols].sort_values("confidence", ascending=False).reset_index(drop=True),
         categories=list(result.categories),
         accuracy=acc,
         macro_f1=f1,
-        loo_accuracy=result.leave_one_out,
+        loo_accuracy=loo_accuracy,
         loo=cat_engine.leave_one_out(result),
         confusion=conf,
         label_next=cat_engine.label_next(result, n=10),
@@ -205,7 +223,37 @@ def classify_categories(
         truth_known=truth is not None,
         threshold_shift=float(threshold_shift) if open_set else 0.0,
         script_warning=result.script_warning,
+        encoder=_encoder_name(encoder, model),
     )
+
+
+def _checked(
+    preds: pd.DataFrame, truth: pd.Series, open_set: bool, categories: list[str]
+) -> tuple[pd.DataFrame, float | None, float | None]:
+    """Predictions with truth and correct columns, accuracy and macro-F1.
+
+    With the open set every query counts, "none of these" being the right answer for an OTHER
+    product; without it OTHER products cannot be right and are left out.
+    """
+    preds = preds.assign(truth=preds["item_id"].map(truth).fillna(OTHER))
+    right = preds["truth"].replace(OTHER, NONE)  # (Q,) the right answer
+    preds["correct"] = preds["predicted"] == right
+    counted = np.ones(len(preds), bool) if open_set else (preds["truth"] != OTHER).to_numpy()
+    if not counted.any():
+        return preds, None, None
+    acc = float(preds.loc[counted, "correct"].mean())
+    return preds, acc, _macro_f1(right[counted], preds.loc[counted, "predicted"], categories)
+
+
+def _encoder_name(encoder, model) -> str:
+    """The registry name (else model id) of the encoder a run embedded with."""
+    if encoder is not None:
+        return str(getattr(encoder, "name", "") or encoder.model_id)
+    if model is not None:
+        return model.config.encoder
+    from metarec_core.categories import CategoryConfig
+
+    return CategoryConfig().encoder
 
 
 def _macro_f1(truth: pd.Series, pred: pd.Series, categories: list[str]) -> float | None:
@@ -226,8 +274,49 @@ def _open_set_metrics(preds: pd.DataFrame) -> dict[str, float]:
         "recall": float(right.sum() / max(inset.sum(), 1)),
     }
     if (~inset).any():
-        out["foreign rejected"] = float((~accepted & ~inset).sum() / (~inset).sum())
+        out["others rejected"] = float((~accepted & ~inset).sum() / (~inset).sum())
     return out
+
+
+def headline(run: CategoryRun) -> list[tuple[str, str, str]]:
+    """The run's headline figures as (label, value, help) for people; with the open set they
+    count every checked product, "none of these" included, like the confusion matrix."""
+    out = []
+    if run.loo_accuracy is not None:
+        loo = f"{run.loo_accuracy:.0%}"
+        out.append(
+            ("Leave-one-out (labelled only)", loo, "Each labelled product judged by the rest.")
+        )
+    if run.truth_known:
+        acc = "–" if run.accuracy is None else f"{run.accuracy:.0%}"
+        f1 = "–" if run.macro_f1 is None else f"{run.macro_f1:.2f}"
+        whole = (
+            " 'None of these' is right for products of other categories." if run.open_set else ""
+        )
+        out.append(("Accuracy", acc, "Share of the checked products put right." + whole))
+        out.append(("Macro-F1", f1, "F1 of each new category, averaged." + whole))
+    helps = {
+        "precision": "Of the products put in a new category, the share that belong there.",
+        "recall": "Of the products of the new categories, the share put in the right one.",
+        "others rejected": "Of the products of other categories, the share put in 'none of these'.",
+    }
+    for name, value in run.open_metrics.items():
+        label = f"Open-set {name}" if name in ("precision", "recall") else name.capitalize()
+        out.append((label, f"{value:.0%}", helps.get(name, "")))
+    return out
+
+
+def confidence_figure(run: CategoryRun) -> go.Figure:
+    """Closed set: the predictions' confidence. Open set: their similarity to the closest
+    category, where the threshold acts (below it: "none of these")."""
+    from metarec_core.viz import figures as fig
+
+    preds = run.predictions.rename(columns={"predicted": "category"})
+    if not run.open_set:
+        return fig.confidence_histogram(preds)
+    return fig.confidence_histogram(
+        preds, run.threshold, "similarity", "Similarity to the closest category"
+    )
 
 
 def category_report(run: CategoryRun, dataset: str) -> str:
@@ -235,19 +324,14 @@ def category_report(run: CategoryRun, dataset: str) -> str:
     from metarec_core.report import Section, build_report
     from metarec_core.viz import figures as fig
 
-    cards = {
-        "categories": len(run.categories),
-        "labelled items": len(run.labels),
-        "leave-one-out accuracy": run.loo_accuracy,
-    }
-    if run.truth_known:
-        cards.update({"accuracy": run.accuracy, "macro-F1": run.macro_f1})
-    cards.update(run.open_metrics)
+    cards = {"categories": len(run.categories), "labelled items": len(run.labels)}
+    cards.update({label: value for label, value, _ in headline(run)})
     sections = [
         Section(
             "Summary",
             [
                 f"New categories: {', '.join(run.categories)}. Model: {run.model_used}. "
+                f"Encoder: {run.encoder}. "
                 + (
                     "Open set: items below the threshold are 'none of these'."
                     if run.open_set
@@ -257,14 +341,7 @@ def category_report(run: CategoryRun, dataset: str) -> str:
             ],
         ),
         Section("Confusion matrix", [fig.confusion_heatmap(run.confusion)]),
-        Section(
-            "Confidence",
-            [
-                fig.confidence_histogram(
-                    run.predictions.rename(columns={"predicted": "category"}), run.threshold
-                )
-            ],
-        ),
+        Section("Confidence", [confidence_figure(run)]),
         Section("Predicted members (most confident first)", [run.predictions]),
         Section("Items worth labelling next", [run.label_next]),
         Section(

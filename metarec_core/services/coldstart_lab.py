@@ -7,22 +7,17 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from metarec_core.errors import ValidationError
-from metarec_core.services.replay import Replay, change_label
-from metarec_core.types import Progress, no_progress
-
-if TYPE_CHECKING:
-    pass
-
 from metarec_core.evaluate.coldstart_eval import per_user_metrics
 from metarec_core.services.models import ModelInfo
+from metarec_core.services.replay import Replay, bestseller_list, change_label, shop_bestsellers
 from metarec_core.training import COLD_USERS_FILE, EVAL_KS
 from metarec_core.training import train_coldstart as train_coldstart  # re-exported by services
+from metarec_core.types import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +53,27 @@ def evaluate_model(
     return pd.DataFrame(rows).drop(columns=["seconds"], errors="ignore")
 
 
+def _cold_users(model: ModelInfo) -> list[str]:
+    """The users the model held out of its training (none when it kept no list)."""
+    try:
+        return [str(u) for u in json.loads((model.path / COLD_USERS_FILE).read_text())]
+    except (OSError, ValueError):
+        return []
+
+
 def held_out_users(model: ModelInfo, interactions: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     """The model's cold users with more than k interactions: user_id, n_interactions."""
-    try:
-        cold = json.loads((model.path / COLD_USERS_FILE).read_text())
-    except (OSError, ValueError):
-        cold = []
+    cold = _cold_users(model)
     counts = interactions.groupby("user_id").size().rename("n_interactions").reset_index()
     counts = counts[counts["user_id"].isin(cold) & (counts["n_interactions"] > k)]
     return counts.sort_values(["n_interactions", "user_id"]).reset_index(drop=True)
+
+
+def bestsellers(model: ModelInfo, interactions: pd.DataFrame) -> pd.Series:
+    """The shop's bestsellers (item_id -> shoppers, most first) from its own ``interactions``,
+    without the shoppers its ``model`` held out: the "before" of every Lab view, whichever
+    model serves the shop (one trained on another shop has no counts for these products)."""
+    return shop_bestsellers(interactions, _cold_users(model))
 
 
 @dataclass
@@ -88,6 +95,7 @@ class AdaptResult:
     fallback: bool
     skipped: int
     note: str = ""  # how the model's training set the inner loop, when it is not at full strength
+    model: str = ""  # the model that served it, for people ("demo-coldstart")
 
 
 def adaptation_note(model, method: str = "adapted", n_support: int | None = None) -> str:
@@ -127,12 +135,21 @@ def adapt_user(
     baseline: str = BEFORE_DEFAULT,
     top: int = 10,
     user: str = "new user",
+    *,
+    bestsellers: pd.Series | None = None,
+    model_name: str = "",
 ) -> AdaptResult:
     """Recommend for one user from its support items, before (``baseline``) and after (``method``).
 
     The default ``baseline`` is what a brand-new shopper sees today: bestsellers, whatever the
     history. ``later_ids`` are the user's later interactions, when known: they mark what the
     user bought later and give HR@10, NDCG@10 and Recall@20 before vs after.
+
+    Args:
+        bestsellers: the shop's bestsellers (``bestsellers``): "popularity" on either side, and
+            a user none of whose items the model knows, get these instead of the model's own
+            popularity (default: the model's).
+        model_name: names the serving model in the result.
     """
     from metarec_core.evaluate.metrics import hr_at_k, ndcg_at_k, recall_at_k
 
@@ -146,8 +163,8 @@ def adapt_user(
             "position": np.arange(len(support_ids)),
         }
     )
-    after = model.recommend(sup, top=max(top, 20), method=method)
-    before = model.recommend(sup, top=200, method=baseline)
+    after = _ranked(model, sup, max(top, 20), method, bestsellers)
+    before = _ranked(model, sup, 200, baseline, bestsellers)
     seconds = time.perf_counter() - t0
     meta = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id")
     meta = meta.set_index("item_id")[["title", "category"]]
@@ -164,7 +181,7 @@ def adapt_user(
         )
         return t.drop(columns=["explanation"])
 
-    b_all, a_all = _table(before.frame), _table(after.frame)
+    b_all, a_all = _table(before[0]), _table(after[0])
     before_rank = dict(zip(b_all["item_id"], b_all["rank"], strict=True))
     a = a_all.head(top).copy()
     a["before_rank"] = a["item_id"].map(before_rank)
@@ -191,16 +208,27 @@ def adapt_user(
         before=b.reset_index(drop=True),
         after=a.reset_index(drop=True),
         metrics=metrics,
-        losses=list(after.loss_curves.get(user, [])),
+        losses=list(after[1].loss_curves.get(user, [])),
         mix_before=_mix(b),
         mix_after=_mix(a),
         method=method,
         baseline=baseline,
         seconds=seconds,
-        fallback=bool(after.fallback_users),
-        skipped=int(after.skipped_items),
+        fallback=bool(after[1].fallback_users),
+        skipped=int(after[1].skipped_items),
         note=adaptation_note(model, method, len(support_ids)),
+        model=model_name,
     )
+
+
+def _ranked(model, support: pd.DataFrame, top: int, method: str, bestsellers: pd.Series | None):
+    """(rank, item_id, score, explanation rows; the model's Recommendations) of one user:
+    the model's ranking, or the shop's ``bestsellers`` for "popularity" and for a user none of
+    whose items the model knows."""
+    rec = model.recommend(support, top=top, method=method)
+    if bestsellers is not None and (method == "popularity" or rec.fallback_users):
+        return bestseller_list(bestsellers, support["item_id"], top), rec
+    return rec.frame, rec
 
 
 def adapt_held_out(
@@ -211,8 +239,12 @@ def adapt_held_out(
     method: str = "adapted",
     baseline: str = BEFORE_DEFAULT,
     top: int = 10,
+    *,
+    bestsellers: pd.Series | None = None,
+    model_name: str = "",
 ) -> AdaptResult:
-    """Adapt to a real user's first k interactions; the later ones are the ground truth."""
+    """Adapt to a real user's first k interactions; the later ones are the ground truth
+    (``bestsellers``, ``model_name``: as in ``adapt_user``)."""
     from metarec_core.data.splits import support_query
 
     user = str(history["user_id"].iloc[0])
@@ -228,6 +260,8 @@ def adapt_held_out(
         baseline,
         top,
         user,
+        bestsellers=bestsellers,
+        model_name=model_name,
     )
 
 
@@ -242,6 +276,7 @@ class Cohort:
     k: int
     seconds: float
     lift: pd.DataFrame  # "adapted" minus each other method, user by user (see adapted_lift)
+    model: str = ""  # the model that served it, for people
 
 
 def adapted_lift(per_user: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
@@ -277,12 +312,16 @@ def cohort(
     k: int,
     methods: list[str],
     baseline: str = BEFORE_DEFAULT,
+    *,
+    bestsellers: pd.Series | None = None,
+    model_name: str = "",
 ) -> Cohort:
     """Run every method for many cold users; gains are NDCG@10 against ``baseline``, and the
-    lift of ``adapted`` over each other method comes with a paired 95% interval."""
+    lift of ``adapted`` over each other method comes with a paired 95% interval.
+    ``bestsellers``, ``model_name``: as in ``adapt_user``."""
     t0 = time.perf_counter()
     methods = list(dict.fromkeys([baseline, *methods]))
-    per = per_user_metrics(model, interactions, k, methods, users)
+    per = _per_user(model, interactions, k, methods, users, bestsellers)
     if per.empty:
         raise ValidationError(f"none of these users has interactions after the first {k}")
     wide = per.pivot_table(index="user_id", columns="method", values="ndcg@10")
@@ -297,7 +336,25 @@ def cohort(
     summary["users improved"] = improved
     summary = summary.reset_index().sort_values("ndcg@10", ascending=False)
     lift = adapted_lift(per)
-    return Cohort(per, summary, gains, baseline, k, time.perf_counter() - t0, lift)
+    seconds = time.perf_counter() - t0
+    return Cohort(per, summary, gains, baseline, k, seconds, lift, model_name)
+
+
+def _per_user(
+    model, interactions, k: int, methods: list[str], users, bestsellers: pd.Series | None
+) -> pd.DataFrame:
+    """``per_user_metrics``, with "popularity" ranked by the shop's ``bestsellers`` if given."""
+    from metarec_core.evaluate.protocol import cold_tasks, per_user_scores
+
+    if bestsellers is None or "popularity" not in methods:
+        return per_user_metrics(model, interactions, k, methods, users)
+    ids, supports, queries = cold_tasks(interactions, users, k)
+    ranked = [bestseller_list(bestsellers, s, 20)["item_id"].tolist() for s in supports]
+    pop = pd.DataFrame({"user_id": ids, "method": "popularity", **per_user_scores(ranked, queries)})
+    others = [m for m in methods if m != "popularity"]
+    per = per_user_metrics(model, interactions, k, others, users)
+    frames = {"popularity": pop, **{m: per[per["method"] == m] for m in others}}
+    return pd.concat([frames[m] for m in methods], ignore_index=True)
 
 
 def coldstart_report(
@@ -315,6 +372,7 @@ def coldstart_report(
     if result is not None:
         cards = {
             "user": result.user,
+            "model": result.model or "(not named)",
             "support items": len(result.support),
             "adapt time (s)": round(result.seconds, 3),
         }
@@ -336,7 +394,8 @@ def coldstart_report(
     if replay_ is not None:
         intro = (
             f"{replay_.user}: the top {replay_.top} ({replay_.method}) after each of their first "
-            f"{len(replay_.frames) - 1} actions; step 0 is what a brand-new shopper sees."
+            f"{len(replay_.frames) - 1} actions; step 0 is what a brand-new shopper sees"
+            + (f" (model {replay_.model})." if replay_.model else ".")
         )
         sections.append(
             Section(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,7 @@ class Replay:
     skipped: int  # history items not in the model's catalogue (left out of every step)
     note: str  # why the replay stops before the requested step, when it does
     seconds: float
+    model: str = ""  # the model that served it, for people
 
     def table(self) -> pd.DataFrame:
         """Every frame as one long table: step, action, rank, item_id, title, bought_later."""
@@ -78,6 +80,34 @@ def change_label(before_rank: float, rank: int) -> str:
     return "=" if moved == 0 else (f"▲{moved}" if moved > 0 else f"▼{-moved}")
 
 
+def shop_bestsellers(interactions: pd.DataFrame, leave_out: Iterable[str] = ()) -> pd.Series:
+    """The shop's bestsellers from its own log: item_id -> shoppers who took it, most first
+    (ties by item id). ``leave_out``: shoppers not counted (the ones a model was tested on).
+
+    Whatever model serves a shop, "bestsellers" in the Lab are these: a model trained on another
+    shop has no counts for this shop's products.
+    """
+    log = interactions[~interactions["user_id"].astype(str).isin({str(u) for u in leave_out})]
+    pairs = log.assign(item_id=log["item_id"].astype(str)).drop_duplicates(["user_id", "item_id"])
+    counts = pairs.groupby("item_id").size().rename("shoppers").reset_index()
+    counts = counts.sort_values(["shoppers", "item_id"], ascending=[False, True], kind="stable")
+    return counts.set_index("item_id")["shoppers"]
+
+
+def bestseller_list(bestsellers: pd.Series, exclude: Iterable[str], top: int) -> pd.DataFrame:
+    """The first ``top`` of ``bestsellers`` not in ``exclude`` (the shopper's own actions), as a
+    model ranks them: rank, item_id, score (shoppers who took it), explanation (none)."""
+    head = bestsellers[~bestsellers.index.isin({str(i) for i in exclude})].head(top)
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(head) + 1),
+            "item_id": head.index.astype(str),
+            "score": head.to_numpy(np.float64),
+            "explanation": "",
+        }
+    )
+
+
 def _titles(items: pd.DataFrame) -> pd.DataFrame:
     meta = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id")
     return meta.set_index("item_id")[["title", "category"]]
@@ -92,6 +122,9 @@ def replay(
     method: str = "adapted",
     top: int = 10,
     user: str = "new user",
+    *,
+    bestsellers: pd.Series | None = None,
+    model_name: str = "",
 ) -> Replay:
     """Recommendations after each of the shopper's first ``steps`` actions (step 0 = none).
 
@@ -99,6 +132,9 @@ def replay(
         history: the shopper's actions in order; a real user's full history may be longer than
             ``steps`` (the actions after the replay only count as bought later).
         later: actions after ``history`` (for a hand-made user: none).
+        bestsellers: the shop's bestsellers (``shop_bestsellers``), shown at step 0 and, for
+            ``method="popularity"``, at every step; default: the model's own popularity.
+        model_name: names the serving model in the result.
     """
     if not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
         raise ValidationError(f"steps must be between 0 and {MAX_STEPS}, got {steps!r}")
@@ -123,6 +159,8 @@ def replay(
     hits = 0
     for k in ks:
         recs = frame[frame["step"] == k].drop(columns=["user_id", "step", "fallback"])
+        if bestsellers is not None and (k == 0 or method == "popularity"):
+            recs = bestseller_list(bestsellers, actions[:k], top)
         recs = recs.reset_index(drop=True)
         recs["item_id"] = recs["item_id"].astype(str)
         recs = recs.join(meta, on="item_id")
@@ -170,6 +208,7 @@ def replay(
         skipped=len(history) - len(known),
         note=note,
         seconds=time.perf_counter() - t0,
+        model=model_name,
     )
 
 
@@ -180,11 +219,26 @@ def replay_held_out(
     steps: int = MAX_STEPS,
     method: str = "adapted",
     top: int = 10,
+    *,
+    bestsellers: pd.Series | None = None,
+    model_name: str = "",
 ) -> Replay:
-    """Replay a real user's first actions; everything they did afterwards counts as bought later."""
+    """Replay a real user's first actions; everything they did afterwards counts as bought later
+    (``bestsellers``, ``model_name``: as in ``replay``)."""
     if history.empty:
         raise ValidationError("this user has no interactions")
     ordered = history.sort_values("position", kind="stable") if "position" in history else history
     ids = ordered["item_id"].astype(str).tolist()
     user = str(history["user_id"].iloc[0])
-    return replay(model, items, ids, None, steps, method, top, user)
+    return replay(
+        model,
+        items,
+        ids,
+        None,
+        steps,
+        method,
+        top,
+        user,
+        bestsellers=bestsellers,
+        model_name=model_name,
+    )

@@ -215,15 +215,21 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str = "") -> go.Figure:
     return _layout(fig, title or "Confusion matrix", height=min(900, 120 + 28 * n))
 
 
-def confidence_histogram(preds: pd.DataFrame, threshold: float | None = None) -> go.Figure:
-    """Confidence of predictions per predicted category, the open-set threshold marked."""
+def confidence_histogram(
+    preds: pd.DataFrame,
+    threshold: float | None = None,
+    value: str = "confidence",
+    title: str = "Prediction confidence",
+) -> go.Figure:
+    """Histogram of the predictions' ``value`` column per predicted category, with ``threshold``
+    (a cut on that same column) marked."""
     if preds.empty:
         return empty_figure("no predictions")
     d = preds.assign(category=preds["category"].fillna("(none)").astype(str))
-    fig = px.histogram(d, x="confidence", color="category", nbins=30, barmode="overlay")
+    fig = px.histogram(d, x=value, color="category", nbins=30, barmode="overlay")
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
-    return _layout(fig, "Prediction confidence", height=300)
+    return _layout(fig, title, height=300)
 
 
 # ---- Training & runs ----------------------------------------------------------------------------
