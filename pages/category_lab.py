@@ -22,6 +22,10 @@ st.caption(
 items = res.catalogue(ctx.db, dataset)
 cats = res.categories_of(ctx.db, dataset)
 
+if st.session_state.get("cat_search_dataset") != dataset:  # labels name this dataset's products
+    st.session_state["cat_search_labels"] = {}
+    st.session_state["cat_search_dataset"] = dataset
+
 # ---- hand-off from the Embedding Map: a lasso selection becomes a labelled category ------------
 handoff = st.session_state.pop(HANDOFF_CATEGORY, None)
 if handoff:

@@ -100,3 +100,16 @@ def test_a_search_that_finds_nothing_says_so_and_labelling_needs_a_pick():
     options = at.multiselect(key="cat_pick").options
     at.multiselect(key="cat_pick").set_value([options[0].split("(")[-1].rstrip(")")]).run()
     assert not at.button(key="cat_label_btn").disabled
+
+
+def test_search_labels_of_another_dataset_are_dropped_not_looked_up():
+    """Labels name one dataset's products: after a switch they would be looked up in another
+    catalogue (a KeyError on the page)."""
+    at = app_test()
+    at.switch_page("pages/category_lab.py").run()
+    at.radio(key="cat_mode").set_value("Label products found by search").run()
+    at.session_state["cat_search_labels"] = {"only-in-the-other-shop": "picked"}
+    at.session_state["cat_search_dataset"] = "another-shop"
+    at.run()
+    assert_clean(at)
+    assert at.session_state["cat_search_labels"] == {}
