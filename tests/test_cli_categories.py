@@ -222,3 +222,12 @@ def test_one_category_with_the_open_set(files, capsys):
     assert len(preds) == len(others) - 3
     assert set(preds["category"].dropna()) <= {"fruit"}
     assert preds["confidence"].between(0, 1).all()
+
+
+def test_a_catalogue_of_empty_titles_says_so():
+    from metarec_core.categories.train import prepare_items
+    from metarec_core.errors import ValidationError
+
+    items = pd.DataFrame({"name": ["", None, " "] * 4, "aisle": list("abcdef") * 2})
+    with pytest.raises(ValidationError, match="found 0 in column 'aisle'; 12 labelled product"):
+        prepare_items(items, "aisle", "name")

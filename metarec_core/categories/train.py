@@ -46,16 +46,20 @@ def prepare_items(
         want = "text column (text, title or name)" if text_column is None else f"'{missing[0]}'"
         raise ValidationError(f"items: missing {want}; found {', '.join(map(str, items.columns))}")
     df = pd.DataFrame({"text": items[text_column], "category": items[category_column]})
-    df = df.dropna()
+    df = df.fillna("")
     df["text"] = df["text"].astype(str).str.strip()
     df["category"] = df["category"].astype(str).str.strip()
+    no_text = int(((df["text"] == "") & (df["category"] != "")).sum())
     df = df[(df["text"] != "") & (df["category"] != "")]
     counts = df["category"].value_counts()
     df = df[df["category"].isin(counts[counts >= MIN_CATEGORY_ITEMS].index)]
     if df["category"].nunique() < 5:
+        empty = (
+            f"; {no_text:,} labelled product(s) have no text in '{text_column}'" if no_text else ""
+        )
         raise ValidationError(
             f"items: need at least 5 categories with {MIN_CATEGORY_ITEMS}+ products to meta-train, "
-            f"found {df['category'].nunique()} in column '{category_column}'"
+            f"found {df['category'].nunique()} in column '{category_column}'{empty}"
         )
     return df.reset_index(drop=True)
 
