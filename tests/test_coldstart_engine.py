@@ -120,6 +120,16 @@ def test_explanations_and_loss_curves(model):
     assert all(set(e.split("|")) <= {"i0", "i4", "i8"} for e in expl if e)
     assert len(recs.loss_curves["a"]) == TINY.inner_steps + 1
     assert recs.elapsed_s > 0
+    from metarec_core.coldstart.recommend import Ranked
+
+    twice = Ranked(  # a support item bought twice may explain one item from both its places
+        np.array([[3, 5]]), np.array([[2.0, 1.0]], np.float32), np.array([[[0, 0], [0, 4]]]), None
+    )
+    ids = model.catalogue.item_ids
+    assert model._frame(["r"], twice, [False]).explanation.tolist() == [
+        str(ids[0]),
+        f"{ids[0]}|{ids[4]}",
+    ]
 
 
 @pytest.mark.slow
@@ -329,7 +339,7 @@ def test_adaptation_note_tells_people_what_training_did_to_the_inner_loop():
     assert "switched it off" in adaptation_note(by_size, n_support=9)  # beyond: the last size
 
 
-def test_support_ids_written_as_floats_dates_as_order_and_repeats_count_once():
+def test_support_ids_written_as_floats_and_dates_as_order():
     from metarec_core.coldstart.model import parse_support
 
     index = {"1": 0, "2": 1, "3": 2}
@@ -344,7 +354,7 @@ def test_support_ids_written_as_floats_dates_as_order_and_repeats_count_once():
         }
     )
     users, rows, _ = parse_support(dated, index)
-    assert [r.tolist() for r in rows] == [[0, 1, 2]]  # by date; item 3 once, at its first date
+    assert [r.tolist() for r in rows] == [[0, 1, 2, 2]]  # by date; item 3 bought twice
     with pytest.raises(ValidationError, match="'timestamp' has 1 value"):
         parse_support(
             dated.assign(timestamp=["2014-03-01", "soon", "2014-03-04", "2014-03-02"]), index

@@ -330,9 +330,9 @@ def test_the_share_is_chosen_on_every_late_support_item_not_only_the_last(source
     # the last items alone say the counts do not help; the hidden staples say they do
     assert info["popularity_share"] > 0, info["popularity_share_gains"]
 
-    # one item per support (a repeated row counts once) leaves nothing to hide: share 0
+    # supports of items each bought twice leave nothing to hide: no choice, share 0
     twice = pd.DataFrame(
-        [(f"u{u}", f"t{u % 7}", p) for u in range(30) for p in range(2)],
+        [(f"u{u}", f"t{i}", p) for u in range(30) for p, i in enumerate((1, 1, 6, 6))],
         columns=["user_id", "item_id", "position"],
     )
     info = serve_new_shop(source, items, twice, encoder=FakeEncoder()).report["served_catalogue"]

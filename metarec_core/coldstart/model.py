@@ -189,8 +189,8 @@ class ColdStartModel:
         are left out."""
         u, top = ranked.items.shape
         ids = self.catalogue.item_ids
-        explain = [
-            "|".join(str(ids[j]) for j in row if j >= 0)
+        explain = [  # an item bought twice in the support is named once
+            "|".join(dict.fromkeys(str(ids[j]) for j in row if j >= 0))
             for row in ranked.explain.reshape(u * top, -1)
         ]
         columns = {"user_id": np.repeat(np.asarray(users, dtype=object), top)}
@@ -348,10 +348,10 @@ def _reading(path: Path) -> Iterator[None]:
 def parse_support(
     support: pd.DataFrame, index: dict[str, int]
 ) -> tuple[list[str], list[np.ndarray], dict[str, int]]:
-    """Users (in first-seen order), their known support rows in order (an item repeated counts
-    once, at its first place), skipped rows per user. Ids compare as ``canonical_items`` writes
-    them (1.0 and 1 are one user); an order column (position, timestamp, ...) holds numbers or
-    dates."""
+    """Users (in first-seen order), their known support rows in order, skipped rows per user.
+    An item bought again stays a second action, as in training's sequences. Ids compare as
+    ``canonical_items`` writes them (1.0 and 1 are one user); an order column (position,
+    timestamp, ...) holds numbers or dates."""
     from metarec_core.data.canonical import ITEM_ALIASES, USER_ALIASES, find_column, order_values
 
     if support is None or len(support) == 0:
@@ -376,7 +376,6 @@ def parse_support(
     df["_o"] = order_values(support[pos], pos, "support").to_numpy() if pos is not None else 0.0
     df["_r"] = np.arange(len(df))
     df = df.sort_values(["_o", "_r"], kind="stable", na_position="last")
-    df = df.drop_duplicates(["user_id", "item_id"])
     df["row"] = df["item_id"].map(index)
     known = df.dropna(subset=["row"])
     groups = {k: g["row"].to_numpy(np.int64) for k, g in known.groupby("user_id", sort=False)}
