@@ -40,12 +40,13 @@ SOURCE_MODEL = {"instacart": "beauty", "beauty": "instacart"}  # cached source m
 QUICK_TRAIN = {"epochs": 1, "min_steps": 0, "max_steps": 30}
 
 
-def _beauty() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _shared(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(interactions, items) of a shared dataset folder, as the command line reads them."""
     from metarec_core.cli.coldstart_cmds import read_interactions, read_items
 
-    folder = SHARED_DATASETS_DIR / "amazon-beauty"
+    folder = SHARED_DATASETS_DIR / name
     if not folder.is_dir():
-        raise Skip("shared dataset amazon-beauty is absent")
+        raise Skip(f"shared dataset {name} is absent")
     return (
         read_interactions(str(folder / "interactions.csv.gz")),
         read_items(str(folder / "items.csv.gz")),
@@ -74,7 +75,7 @@ def step_serve(ctx: StepContext) -> None:
     folder = SHARED_DATASETS_DIR / "instacart"
     if not folder.is_dir():
         raise Skip("shared dataset instacart is absent")
-    _source_model(ctx, "beauty", *_beauty())
+    _source_model(ctx, "beauty", *_shared("amazon-beauty"))
     model_dir = ctx.work / f"transfer-{ctx.mode}-beauty"
     items = pd.read_csv(folder / "items.csv.gz").head(20_000)
     rng = np.random.default_rng(0)
@@ -112,7 +113,7 @@ def step_init_from(ctx: StepContext) -> None:
     """``train --init-from`` on 10% of the users of a 300k-row synthetic log."""
     from benchmarks.synthetic import SyntheticConfig, write_synthetic
 
-    _source_model(ctx, "beauty", *_beauty())
+    _source_model(ctx, "beauty", *_shared("amazon-beauty"))
     model_dir = ctx.work / f"transfer-{ctx.mode}-beauty"
     work = ctx.work / "transfer-init"
     if not (work / "sub.csv").exists():
@@ -134,25 +135,13 @@ def step_init_from(ctx: StepContext) -> None:
     ctx.info["init_from_said"] = child.output_tail.strip().splitlines()[-1][:300]
 
 
-def _instacart() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from metarec_core.cli.coldstart_cmds import read_interactions, read_items
-
-    folder = SHARED_DATASETS_DIR / "instacart"
-    if not folder.is_dir():
-        raise Skip("shared dataset instacart is absent")
-    return (
-        read_interactions(str(folder / "interactions.csv.gz")),
-        read_items(str(folder / "items.csv.gz")),
-    )
-
-
 def _pair(name: str) -> tuple[tuple, tuple]:
     """(source frames, target frames) of a development pair."""
-    inter, items = _beauty()
+    inter, items = _shared("amazon-beauty")
     if name == "instacart":
-        return (inter, items), _instacart()
+        return (inter, items), _shared("instacart")
     if name == "beauty":
-        return _instacart(), (inter, items)
+        return _shared("instacart"), (inter, items)
     top = items["categories"].fillna("").str.split("|").str[0].str.split(" > ").str[0]
 
     def shop(mask):

@@ -146,6 +146,41 @@ def app_data(app_data_master, tmp_path, monkeypatch) -> Path:
     return private_copy(app_data_master, tmp_path, monkeypatch)
 
 
+OTHER_SHOP = "tiny-b"  # a second shop: other ids, the same kinds of products, its own model
+
+
+@pytest.fixture(scope="session")
+def two_shops_master(app_data_master, tmp_path_factory) -> Path:
+    """The master data folder plus OTHER_SHOP and its cold-start model (built once per session)."""
+    from metarec_core import services
+    from metarec_core.config import Paths
+    from metarec_core.data.importers import import_files
+    from metarec_core.data.store import Store
+    from metarec_core.jobs import JobSpec, TrainTask, run_job, start_job
+
+    d = tmp_path_factory.mktemp("two-shops") / "data"
+    shutil.copytree(app_data_master, d, ignore=shutil.ignore_patterns("*.lock", "*.wal"))
+    inter, items = fixture_frames(seed=1)
+    items = items.assign(item_id="b" + items["item_id"])
+    inter = inter.assign(item_id="b" + inter["item_id"], user_id="b" + inter["user_id"])
+    with env(METAREC_DATA_DIR=str(d), **ENV):
+        paths = Paths(d)
+        with Store(paths.db_path) as store:
+            import_files(store, OTHER_SHOP, inter, items)
+        task = TrainTask("coldstart", "shop-b-coldstart", dict(services.TEST_COLDSTART))
+        store = services.open_store(paths)
+        frames = {"interactions": store.interactions(OTHER_SHOP), "items": store.items(OTHER_SHOP)}
+        store.close()
+        start_job(JobSpec(OTHER_SHOP, (task,), "cpu", "fake"), frames, paths, runner=run_job)
+    return d
+
+
+@pytest.fixture
+def two_shops(two_shops_master, tmp_path, monkeypatch) -> Path:
+    """A private copy of ``two_shops_master``, with the environment pointing at it."""
+    return private_copy(two_shops_master, tmp_path, monkeypatch)
+
+
 def private_copy(master: Path, tmp_path: Path, monkeypatch) -> Path:
     """Copy a master data folder into ``tmp_path`` and point the app's environment at it."""
     d = tmp_path / "data"

@@ -5,54 +5,21 @@ made for (tiny data, tiny models trained by the real job runner, fake encoder)."
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from app_support import (  # noqa: F401
     DATASET,
-    ENV,
+    OTHER_SHOP,
     app_data_master,
     app_test,
     assert_clean,
-    env,
     fixture_frames,
-    private_copy,
+    two_shops,
+    two_shops_master,
 )
 
 pytestmark = pytest.mark.slow
-OTHER = "tiny-b"
 COLD = "cold_users.json"  # the held-out shoppers, beside each model
-
-
-@pytest.fixture(scope="module")
-def shops_master(app_data_master, tmp_path_factory):  # noqa: F811
-    """The fixture shop plus a second shop (other ids, same kinds of products) with its model."""
-    from metarec_core import services
-    from metarec_core.config import Paths
-    from metarec_core.data.importers import import_files
-    from metarec_core.data.store import Store
-    from metarec_core.jobs import JobSpec, TrainTask, run_job, start_job
-
-    d = tmp_path_factory.mktemp("lab-shops") / "data"
-    shutil.copytree(app_data_master, d, ignore=shutil.ignore_patterns("*.lock", "*.wal"))
-    inter, items = fixture_frames(seed=1)
-    items = items.assign(item_id="b" + items["item_id"])
-    inter = inter.assign(item_id="b" + inter["item_id"], user_id="b" + inter["user_id"])
-    with env(METAREC_DATA_DIR=str(d), **ENV):
-        paths = Paths(d)
-        with Store(paths.db_path) as store:
-            import_files(store, OTHER, inter, items)
-        task = TrainTask("coldstart", "shop-b-coldstart", dict(services.TEST_COLDSTART))
-        store = services.open_store(paths)
-        frames = {"interactions": store.interactions(OTHER), "items": store.items(OTHER)}
-        store.close()
-        start_job(JobSpec(OTHER, (task,), "cpu", "fake"), frames, paths, runner=run_job)
-    return d
-
-
-@pytest.fixture
-def shops(shops_master, tmp_path, monkeypatch):
-    return private_copy(shops_master, tmp_path, monkeypatch)
 
 
 def _lab():
@@ -66,7 +33,7 @@ def _lab():
 def _serve_with_other_shop(at) -> None:
     at.selectbox(key="cs_model_from").select_index(1).run()
     assert_clean(at)
-    assert at.selectbox(key="cs_model_from").value.dataset == OTHER
+    assert at.selectbox(key="cs_model_from").value.dataset == OTHER_SHOP
 
 
 def _shop_counts(data_dir) -> dict[str, int]:
@@ -77,7 +44,7 @@ def _shop_counts(data_dir) -> dict[str, int]:
     return log["item_id"].astype(str).value_counts().to_dict()
 
 
-def test_before_is_this_shops_bestsellers_whichever_model_serves(shops):
+def test_before_is_this_shops_bestsellers_whichever_model_serves(two_shops):  # noqa: F811
     at = _lab()
     at.button(key="cs_adapt").click().run()
     own = at.session_state["cs_result"]
@@ -88,13 +55,13 @@ def test_before_is_this_shops_bestsellers_whichever_model_serves(shops):
     assert foreign.user == own.user and foreign.baseline == "popularity"
     assert foreign.before["item_id"].tolist() == own.before["item_id"].tolist()
     assert foreign.metrics["before"].tolist() == own.metrics["before"].tolist()
-    counts = _shop_counts(shops)
+    counts = _shop_counts(two_shops)
     shown = [counts.get(i, 0) for i in foreign.before["item_id"]]
     others = [c for i, c in counts.items() if i not in set(foreign.support["item_id"])]
     assert shown == sorted(others, reverse=True)[: len(shown)]  # the true bestsellers, in order
 
 
-def test_replay_and_cohort_start_from_this_shops_bestsellers_with_another_shops_model(shops):
+def test_replay_and_cohort_start_from_this_shops_bestsellers_with_another_shops_model(two_shops):  # noqa: F811
     at = _lab()
     at.slider(key="cs_rp_n").set_value(2).run()
     at.button(key="cs_rp_run").click().run()
@@ -110,10 +77,10 @@ def test_replay_and_cohort_start_from_this_shops_bestsellers_with_another_shops_
     assert rp.frames[0].recs["item_id"].tolist() == own_step0
     pop = co.per_user.query("method == 'popularity'").reset_index(drop=True)
     assert pop.equals(own_pop.reset_index(drop=True))
-    assert rp.model == co.model == f"shop-b-coldstart (from {OTHER})"
+    assert rp.model == co.model == f"shop-b-coldstart (from {OTHER_SHOP})"
 
 
-def test_a_result_shows_only_for_the_model_and_history_it_was_made_from(shops):
+def test_a_result_shows_only_for_the_model_and_history_it_was_made_from(two_shops):  # noqa: F811
     at = _lab()
     _serve_with_other_shop(at)
     at.radio(key="cs_source").set_value("Build a new shopper").run()
@@ -124,7 +91,7 @@ def test_a_result_shows_only_for_the_model_and_history_it_was_made_from(shops):
     at.button(key="cs_adapt").click().run()
     assert_clean(at)
     (done,) = at.success
-    assert f"with model shop-b-coldstart (from {OTHER}) in" in done.value.replace("\\", "")
+    assert f"with model shop-b-coldstart (from {OTHER_SHOP}) in" in done.value.replace("\\", "")
     assert any("whole history" in c.value for c in at.caption)  # why k is greyed out
     at.selectbox(key="cs_model_from").select_index(0).run()  # back to this shop's model
     assert_clean(at)
@@ -137,7 +104,7 @@ def test_a_result_shows_only_for_the_model_and_history_it_was_made_from(shops):
     assert not [d for d in at.dataframe if "change" in d.value.columns]
 
 
-def test_a_search_without_results_says_so(shops):
+def test_a_search_without_results_says_so(two_shops):  # noqa: F811
     at = _lab()
     at.radio(key="cs_source").set_value("Build a new shopper").run()
     at.text_input(key="cs_search").set_value("zeppelin").run()
