@@ -178,13 +178,12 @@ def fit_projection(
         proj, history = meta_train(x, y, names, config, progress)
         matrix, temperature = proj.as_matrix(), history["temperature"]
     else:  # the encoder space with the training-free steps (what validation preferred)
-        why = (
-            f"cannot be checked on held-back categories with {n} (12 or more needed)"
-            if unchecked
-            else "did not transfer"
-            if validation
-            else "is disabled (rank or episodes 0)"
-        )
+        if unchecked:
+            why = f"cannot be checked on held-back categories with {n} (12 or more needed)"
+        elif validation:
+            why = "did not transfer"
+        else:
+            why = "is disabled (rank or episodes 0)"
         history = {"episodes": 0, "note": f"learned projection {why}; encoder space kept"}
         matrix, temperature = None, PLAIN_TEMPERATURE
     return matrix, temperature, history, validation

@@ -57,7 +57,8 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     con = duckdb.connect()
     try:
         if file_kind(path) == "csv":  # id columns as written: 0042, 29602.10, 20-digit numbers
-            names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {expr}", params).fetchall()]
+            head = "DESCRIBE SELECT * FROM read_csv(?, auto_detect=true, header=true)"
+            names = [r[0] for r in con.execute(head, [str(path)]).fetchall()]  # a sample's sniff
             ids = {c: "VARCHAR" for c in names if str(c).lower() in ID_COLUMNS}
             expr, params = scan_sql(path, ids)
         df = con.execute(f"SELECT * FROM {expr}", params).df()

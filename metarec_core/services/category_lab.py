@@ -109,9 +109,7 @@ class CategoryRun:
     """Everything the New Category Lab shows after one run."""
 
     labels: dict[str, str]
-    predictions: (
-        pd.DataFrame
-    )  # item_id, title, predicted, confidence[, similarity][, truth, correct]
+    predictions: pd.DataFrame  # item_id, title, predicted, confidence, [similarity, truth, ...]
     categories: list[str]
     accuracy: float | None
     macro_f1: float | None
